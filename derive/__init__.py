@@ -1,0 +1,1 @@
+"""The command line of fisher_sym: derive an activation and emit its kernels into generated/."""

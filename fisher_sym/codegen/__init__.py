@@ -1,0 +1,1 @@
+"""Code generation: printer → module template → deterministic, atomic files in generated/."""

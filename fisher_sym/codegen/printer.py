@@ -1,0 +1,58 @@
+"""NumbaPrinter: SymPy expressions as Python source that numba compiles in nopython mode.
+
+Numerical care is applied as rewrite rules before printing (``numerically_stable``), never as
+edits to printed text: log(1 + x) becomes log1p(x) and exp(x) − 1 becomes expm1(x).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
+from sympy.printing.pycode import PythonCodePrinter
+
+STABILITY_RULES = (log1p_opt, expm1_opt)
+
+
+def numerically_stable(expression: sp.Expr) -> sp.Expr:
+    """Apply ``STABILITY_RULES`` (log1p, expm1) to ``expression``."""
+    return optimize(expression, STABILITY_RULES)
+
+
+class NumbaPrinter(PythonCodePrinter):
+    """Python printer using the ``math`` module, with infinities as ``math.inf``."""
+
+    def __init__(self) -> None:
+        super().__init__({"fully_qualified_modules": True, "standard": "python3"})
+
+    def _print_Infinity(self, expr: sp.Expr) -> str:
+        return "math.inf"
+
+    def _print_NegativeInfinity(self, expr: sp.Expr) -> str:
+        return "-math.inf"
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        # Exact in binary where possible (1/2 -> 0.5); otherwise the division, which is
+        # correctly rounded and easier to read than 17 digits.
+        value = float(expr)
+        if sp.Rational(value) == expr:
+            return repr(value)
+        return f"({expr.p}/{expr.q})"
+
+
+def print_code(expression: sp.Expr) -> str:
+    """``expression`` as a numba-compatible Python expression (after the stability rules)."""
+    return NumbaPrinter().doprint(numerically_stable(expression))
+
+
+def print_assignments(names: list[str], expressions: list[sp.Expr], prefix: str = "t") -> list[str]:
+    """Straight-line ``name = expression`` lines, with common subexpressions shared (sympy.cse)."""
+    stable = [numerically_stable(expression) for expression in expressions]
+    symbols = sp.numbered_symbols(prefix)
+    shared, reduced = sp.cse(stable, symbols=symbols, optimizations="basic")
+    printer = NumbaPrinter()
+    lines = [f"{symbol} = {printer.doprint(value)}" for symbol, value in shared]
+    lines += [f"{name} = {printer.doprint(value)}" for name, value in zip(names, reduced, strict=True)]
+    return lines
