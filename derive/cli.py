@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,7 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Example: python -m derive --activation relu",
     )
-    parser.add_argument("--activation", metavar="NAME", help="a built-in activation (see --list)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--activation", metavar="NAME", help="a built-in activation (see --list)")
+    source.add_argument(
+        "--expr",
+        metavar="EXPRESSION",
+        help='a user activation written in u, e.g. "u**3/3 + u" (needs --name)',
+    )
+    source.add_argument("--all", action="store_true", help="every built-in activation")
+    parser.add_argument("--name", metavar="NAME", help="module name for --expr (or to rename)")
     parser.add_argument(
         "--param",
         metavar="KEY=VALUE",
@@ -42,8 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", metavar="DIR", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming the files that differ from a fresh derivation")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming the files that differ from a fresh derivation "
+        "(alone: check every module in the output folder against the command it records)",
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in activations and exit")
     return parser
 
@@ -70,26 +83,72 @@ def main(argv: list[str] | None = None) -> int:
             defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
             print(f"{name:12s} {entry.summary}" + (f"   [{defaults}]" if defaults else ""))
         return 0
-    if arguments.activation is None:
-        parser.print_usage(sys.stderr)
-        print("error: give --activation NAME (or --list)", file=sys.stderr)
-        return EXIT_USAGE
     try:
-        activation = activations.builtin(arguments.activation, _parse_parameters(arguments.param))
-        module = emit.render_module(activation, emit.command_for(activation))
+        selected = _selected_activations(arguments)
+        modules = [emit.render_module(activation) for activation in selected]
     except (ActivationError, NoClosedForm) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except _UsageError as error:
+        parser.print_usage(sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    for activation, module in zip(selected, modules, strict=True):
+        print(f"{module.filename}: {activation.summary}; derivation path: {module.path}")
     if arguments.check:
-        stale = emit.stale_files([module], arguments.out)
+        stale = emit.stale_files(modules, arguments.out)
         for path in stale:
-            print(f"stale: {path} differs from a fresh derivation", file=sys.stderr)
+            activation = next(a for a, m in zip(selected, modules) if m.filename == path.name)
+            print(f"stale: {path} (regenerate: {activation.command})", file=sys.stderr)
         if stale:
-            print("regenerate with: " + emit.command_for(activation), file=sys.stderr)
             return EXIT_STALE
-        print(f"up to date: {arguments.out / module.filename}")
+        print(f"up to date: {', '.join(m.filename for m in modules)} in {arguments.out}")
         return 0
-    written = emit.write_modules([module], arguments.out)
-    target = arguments.out / module.filename
-    print(f"wrote {target}" if written else f"unchanged: {target}")
+    written = set(emit.write_modules(modules, arguments.out))
+    for module in modules:
+        target = arguments.out / module.filename
+        print(f"wrote {target}" if target in written else f"unchanged: {target}")
     return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _recorded_activations(folder: Path) -> list[activations.Activation]:
+    """The activations of every module in ``folder``, from the command each one records."""
+    selected = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        words = shlex.split(emit.recorded_command(path))
+        if words[:3] != ["python", "-m", "derive"]:
+            raise _UsageError(f"{path} records an unexpected command: {words}")
+        recorded = build_parser().parse_args(words[3:])
+        recorded.out, recorded.check = folder, False
+        selected += _selected_activations(recorded)
+    if not selected:
+        raise _UsageError(f"no generated modules in {folder}")
+    return selected
+
+
+def _selected_activations(arguments: argparse.Namespace) -> list[activations.Activation]:
+    parameters = _parse_parameters(arguments.param)
+    if arguments.expr is not None:
+        if arguments.name is None:
+            raise _UsageError("--expr needs --name NAME for the generated module")
+        if parameters:
+            raise _UsageError("--param applies to built-in activations, not to --expr")
+        return [activations.from_expression(arguments.expr, arguments.name)]
+    if arguments.all:
+        if parameters or arguments.name:
+            raise _UsageError("--all takes no --param or --name")
+        return [activations.builtin(name) for name in activations.known_activations()]
+    if arguments.activation is None and arguments.check:
+        return _recorded_activations(arguments.out)
+    if arguments.activation is None:
+        raise _UsageError("give --activation NAME, --expr EXPRESSION --name NAME, or --all")
+    activation = activations.builtin(arguments.activation, parameters)
+    if arguments.name:
+        activation = activations.renamed(activation, arguments.name)
+    return [activation]

@@ -31,6 +31,7 @@ class Activation:
 
     name: str
     expression: sp.Expr
+    command: str
     parameters: dict[str, float] = field(default_factory=dict)
     summary: str = ""
 
@@ -48,7 +49,21 @@ def _rational(value: float) -> sp.Expr:
 
 
 REGISTRY: dict[str, _Builtin] = {
+    "linear": _Builtin(lambda: U, {}, "φ(u) = u"),
     "relu": _Builtin(lambda: sp.Max(0, U), {}, "φ(u) = max(0, u)"),
+    "leaky_relu": _Builtin(
+        lambda negative_slope: sp.Piecewise((U, U > 0), (negative_slope * U, True)),
+        {"negative_slope": 0.01},
+        "φ(u) = u for u > 0, negative_slope·u otherwise",
+    ),
+    "elu": _Builtin(
+        lambda alpha: sp.Piecewise((U, U > 0), (alpha * (sp.exp(U) - 1), True)),
+        {"alpha": 1.0},
+        "φ(u) = u for u > 0, alpha·(exp(u) − 1) otherwise",
+    ),
+    "relu6": _Builtin(lambda: sp.Min(sp.Max(U, 0), 6), {}, "φ(u) = min(max(u, 0), 6)"),
+    "hardtanh": _Builtin(lambda: sp.Min(sp.Max(U, -1), 1), {}, "φ(u) = min(max(u, −1), 1)"),
+    "erf": _Builtin(lambda: sp.erf(U), {}, "φ(u) = erf(u)"),
 }
 
 
@@ -73,11 +88,12 @@ def builtin(name: str, parameters: dict[str, float] | None = None) -> Activation
         )
     values = {**entry.defaults, **parameters}
     expression = entry.build(**{key: _rational(value) for key, value in values.items()})
-    changed = {key: value for key, value in values.items() if value != entry.defaults[key]}
-    module_name = name + "".join(
-        f"_{key}_{_format_value(value)}" for key, value in sorted(changed.items())
+    changed = {key: value for key, value in sorted(values.items()) if value != entry.defaults[key]}
+    module_name = name + "".join(f"_{key}_{_format_value(value)}" for key, value in changed.items())
+    command = f"python -m derive --activation {name}" + "".join(
+        f" --param {key}={value!r}" for key, value in changed.items()
     )
-    return Activation(module_name, expression, values, entry.summary)
+    return Activation(module_name, expression, command, values, entry.summary)
 
 
 def _format_value(value: float) -> str:
@@ -214,6 +230,13 @@ def _piecewise(arguments: list[sp.Basic]) -> sp.Expr:
         raise ActivationError(f"bad Piecewise: {error}") from None
 
 
+def renamed(activation: Activation, name: str) -> Activation:
+    """``activation`` generated under the module name ``name``."""
+    command = f"{activation.command} --name {check_module_name(name)}"
+    return Activation(name, activation.expression, command, activation.parameters, activation.summary)
+
+
 def from_expression(text: str, name: str) -> Activation:
     """A user activation from the expression ``text``, to be generated as module ``name``."""
-    return Activation(check_module_name(name), parse_expression(text), {}, f"φ(u) = {text}")
+    command = f'python -m derive --expr "{text}" --name {name}'
+    return Activation(check_module_name(name), parse_expression(text), command, {}, f"φ(u) = {text}")

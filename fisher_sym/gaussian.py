@@ -94,9 +94,14 @@ class GaussianTerm:
         return sum(c * variable**k for k, c in enumerate(self.polynomial))
 
     def describe(self) -> str:
-        factor = sp.sstr(sp.factor(self.polynomial_expr()))
+        factor = sp.factor(self.polynomial_expr())
         exponent = sp.expand(self.q2 * U**2 + self.q1 * U + self.q0)
-        body = factor if exponent == 0 else f"({factor})*exp({sp.sstr(exponent)})"
+        if exponent == 0:
+            body = sp.sstr(factor)
+        elif factor == 1:
+            body = f"exp({sp.sstr(exponent)})"
+        else:
+            body = f"({sp.sstr(factor)})*exp({sp.sstr(exponent)})"
         return f"u in ({sp.sstr(self.lower)}, {sp.sstr(self.upper)}): {body}"
 
 

@@ -47,7 +47,8 @@ import numpy as np
 from fisher_sym import runtime
 
 ACTIVATION = "$name"
-EXPRESSION = "$phi_code"
+EXPRESSION = $phi_literal
+COMMAND = $command_literal
 DERIVATION_PATH = "$path"
 
 
@@ -220,7 +221,7 @@ def _moments_body(terms: tuple[GaussianTerm, ...]) -> tuple[str, str]:
                 arguments[key] = f"{key}_{index}"
                 names.append(arguments[key])
                 expressions.append(expression)
-        bounds = f"z_lower={_bound(term.lower)}, z_upper={_bound(term.upper)}"
+        bounds = f"z_lower={_bound(term.lower)},\n        z_upper={_bound(term.upper)}"
         header = f"    # term {index}: {term.describe()}"
         if term.is_constant:
             sign = _number(sp.sign(term.polynomial[0]))
@@ -228,7 +229,8 @@ def _moments_body(terms: tuple[GaussianTerm, ...]) -> tuple[str, str]:
                 f"    term_{index} = runtime.constant_term(\n"
                 f"        sign={sign}, log_weight={arguments['log_weight']}, "
                 f"mean={arguments['mean']}, std={arguments['std']},\n"
-                f"        one_minus_variance={arguments['one_minus_variance']}, {bounds},\n"
+                f"        one_minus_variance={arguments['one_minus_variance']},\n"
+                f"        {bounds},\n"
                 f"    )"
             )
         else:
@@ -244,7 +246,7 @@ def _moments_body(terms: tuple[GaussianTerm, ...]) -> tuple[str, str]:
         calls.append(f"{header}\n{call}")
     shared = print_assignments(names, expressions) if names else []
     lines = [f"    {line}" for line in shared] + calls
-    term_names = "".join(f"term_{index}, " for index in range(len(terms)))
+    term_names = ", ".join(f"term_{index}" for index in range(len(terms))) + ","
     return "\n".join(lines), term_names
 
 
@@ -275,7 +277,8 @@ def render(
     return TEMPLATE.substitute(
         name=name,
         phi=sp.sstr(phi),
-        phi_code=sp.sstr(phi).replace('"', "'"),
+        phi_literal=repr(sp.sstr(phi)),
+        command_literal=repr(command),
         command=command,
         version=version,
         path="closed form",

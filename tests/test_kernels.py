@@ -1,0 +1,231 @@
+"""Generated kernels against the independent references (mpmath, Monte-Carlo, dense solves)."""
+
+import importlib
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fisher_sym import reference
+from fisher_sym.activations import builtin
+
+GENERATED = ["relu"]
+TINY = np.finfo(np.float64).tiny
+
+
+def load(name):
+    return importlib.import_module(f"generated.{name}"), builtin(name).expression
+
+
+def relative_error(got, want):
+    want = float(want)
+    if want == 0.0:
+        return abs(got)
+    return abs(got - want) / abs(want)
+
+
+def assert_close_where_normal(got, want, tolerance, label):
+    """Compare where the true value is a normal double; elsewhere only require finiteness."""
+    assert np.isfinite(got), f"{label}: {got} is not finite"
+    if abs(want) >= TINY and abs(want) <= np.finfo(np.float64).max:
+        assert relative_error(got, want) <= tolerance, f"{label}: got {got!r}, want {want}"
+
+
+radii = st.one_of(
+    st.floats(1e-3, 1e4).map(lambda x: float(x)),
+    st.floats(-3, 4).map(lambda e: float(10.0**e)),
+    st.just(0.0),
+)
+biases = st.floats(-50.0, 50.0)
+TAILS = [(1.0, -30.0), (1.0, 30.0), (1.0, -37.0), (0.5, 10.0), (1e4, 50.0), (1e4, -50.0),
+         (1e-3, 0.0), (1.0, 0.0), (0.0, 0.0), (0.0, -1.0), (0.0, 2.0), (2.0, -10.0)]
+
+
+def reference_blocks(phi, r, b):
+    """The reference blocks, with the kernels' r = 0 convention (the direction average)."""
+    A00, A0n, Ann = reference.fisher_blocks_mp(phi, r, b)
+    if r == 0.0:
+        return A00, mpmath.mpf(0), A00
+    return A00, A0n, Ann
+
+
+def check_blocks(name, r, b):
+    module, phi = load(name)
+    got = module.fisher_blocks(r, b)
+    want = reference_blocks(phi, r, b)
+    for label, g, w in zip(("A00", "A0n", "Ann"), got, want):
+        assert_close_where_normal(g, w, 1e-12, f"{name} {label} at r={r!r}, b={b!r}")
+
+
+def check_coefficients(name, r, b, damping):
+    module, phi = load(name)
+    got = module.inverse_coefficients(r, b, damping)
+    A = reference_blocks(phi, r, b)
+    if float(A[0]) + damping == 0.0:
+        assert got == (0.0, 0.0, 0.0, 0.0)
+        return
+    want = reference.inverse_coefficients_mp(*A, damping=damping)
+    if r == 0.0:
+        want = (want[0], 0, 0, 0)
+    for label, g, w in zip(("Abar00", "X", "Y", "Z"), got, want):
+        assert_close_where_normal(g, w, 1e-10, f"{name} {label} at r={r!r}, b={b!r}, λ={damping}")
+
+
+@pytest.mark.parametrize("name", GENERATED)
+@pytest.mark.parametrize("r, b", TAILS)
+def test_blocks_in_the_tails_and_at_zero_radius(name, r, b):
+    check_blocks(name, r, b)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(r=radii, b=biases)
+def test_blocks_match_quadrature(name, r, b):
+    check_blocks(name, r, b)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+@pytest.mark.parametrize("r, b", TAILS)
+@pytest.mark.parametrize("damping", [0.0, 1e-3, 1.0])
+def test_inverse_coefficients_in_the_tails(name, r, b, damping):
+    check_coefficients(name, r, b, damping)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(r=radii, b=biases, damping=st.sampled_from([0.0, 1e-8, 1e-2, 3.0]))
+def test_inverse_coefficients_match_high_precision_inverse(name, r, b, damping):
+    check_coefficients(name, r, b, damping)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+@pytest.mark.parametrize("n, seed", [(1, 0), (3, 1), (6, 2)])
+def test_dense_block_matches_monte_carlo(name, n, seed):
+    module, phi = load(name)
+    rng = np.random.default_rng(100 + seed)
+    w = rng.normal(size=n) * 0.8
+    b = float(rng.normal())
+    dense = reference.dense_fisher(w, *module.fisher_blocks(float(np.linalg.norm(w)), b))
+    mean, standard_error = reference.monte_carlo_fisher(phi, w, b, n_samples=400_000, seed=seed)
+    deviation = np.abs(dense - mean) / np.maximum(standard_error, 1e-15)
+    assert deviation.max() <= 5.0, deviation
+
+
+def layer_case(n, dtype, seed):
+    """A layer of 8 units with one w = 0 unit and one unit with a bias far in the tail."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(8, n)) / np.sqrt(n)
+    b = rng.normal(size=8)
+    W[3] = 0.0
+    b[5] = -4.0 * np.linalg.norm(W[5])
+    grad_W = rng.normal(size=(8, n))
+    grad_b = rng.normal(size=8)
+    return tuple(a.astype(dtype) for a in (W, b, grad_W, grad_b))
+
+
+def dense_reference(phi, W, b, grad_W, grad_b, damping):
+    W, b, grad_W, grad_b = (a.astype(np.float64) for a in (W, b, grad_W, grad_b))
+    blocks = [reference_blocks(phi, float(np.linalg.norm(w)), float(bias)) for w, bias in zip(W, b)]
+    return reference.natural_gradient_dense(W, b, grad_W, grad_b, blocks, damping)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+@pytest.mark.parametrize("n", [1, 5, 64])
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-6)])
+@pytest.mark.parametrize("damping", [0.0, 0.1])
+def test_natural_gradient_matches_dense_solve(name, n, dtype, tolerance, damping):
+    module, phi = load(name)
+    W, b, grad_W, grad_b = layer_case(n, dtype, seed=n)
+    nat_W, nat_b = module.natural_gradient(W, b, grad_W, grad_b, damping=damping)
+    assert nat_W.dtype == dtype and nat_b.dtype == dtype
+    want_W, want_b = dense_reference(phi, W, b, grad_W, grad_b, damping)
+    got = np.concatenate([nat_W, nat_b[:, None]], axis=1).astype(np.float64)
+    want = np.concatenate([want_W, want_b[:, None]], axis=1)
+    scale = np.linalg.norm(want, axis=1, keepdims=True)
+    assert np.all(np.abs(got - want) <= tolerance * scale)
+
+
+def test_dead_unit_without_damping_gets_the_pseudo_inverse_and_with_damping_a_solve():
+    module, phi = load("relu")
+    W = np.zeros((2, 4))
+    b = np.array([-1.0, 0.5])
+    grad_W = np.ones((2, 4))
+    grad_b = np.array([2.0, 3.0])
+    nat_W, nat_b = module.natural_gradient(W, b, grad_W, grad_b)
+    want_W, want_b = dense_reference(phi, W, b, grad_W, grad_b, 0.0)
+    np.testing.assert_allclose(nat_W, want_W, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(nat_b, want_b, rtol=1e-14, atol=0)
+    assert not nat_W[0].any() and nat_b[0] == 0.0  # dead: G = 0, pseudo-inverse 0
+    nat_W, nat_b = module.natural_gradient(W, b, grad_W, grad_b, damping=0.5)
+    want_W, want_b = dense_reference(phi, W, b, grad_W, grad_b, 0.5)
+    np.testing.assert_allclose(nat_W, want_W, rtol=1e-14)
+    np.testing.assert_allclose(nat_b, want_b, rtol=1e-14)
+
+
+def test_numerically_singular_unit_raises_instead_of_returning_inf():
+    module, _ = load("relu")
+    W = np.array([[1.0, 0.0]])
+    b = np.array([-37.5])  # A00 = Q(37.5) ≈ 5e-309: the inverse is ≈ 1e308 times the gradient
+    with pytest.raises(FloatingPointError, match="units 0"):
+        module.natural_gradient(W, b, np.array([[1e3, 1e3]]), np.array([1e3]))
+
+
+def test_fisher_blocks_broadcast_like_a_ufunc():
+    module, _ = load("relu")
+    r = np.array([[0.5], [2.0]])
+    b = np.array([-1.0, 0.0, 1.0])
+    A00, A0n, Ann = module.fisher_blocks(r, b)
+    assert A00.shape == A0n.shape == Ann.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            assert module.fisher_blocks(float(r[i, 0]), float(b[j])) == (A00[i, j], A0n[i, j], Ann[i, j])
+    assert isinstance(module.fisher_blocks(1.0, 0.0)[0], float)
+
+
+def test_finite_input_gives_finite_output_over_an_extreme_grid():
+    module, _ = load("relu")
+    r = np.array([0.0, 1e-300, 1e-12, 1e-3, 1.0, 1e3, 1e12, 1e300])[:, None]
+    b = np.array([-1e300, -1e3, -50.0, -1e-300, 0.0, 1e-300, 50.0, 1e3, 1e300])[None, :]
+    for array in (*module.fisher_blocks(r, b), *module.inverse_coefficients(r, b, 1e-3)):
+        assert np.all(np.isfinite(array))
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ((np.ones((2, 3)), np.ones(3), np.ones((2, 3)), np.ones(2)), ValueError, "b must have shape"),
+        ((np.ones((2, 3)), np.ones(2), np.ones((3, 2)), np.ones(2)), ValueError, "grad_W"),
+        ((np.ones(3), np.ones(3), np.ones(3), np.ones(3)), ValueError, "shape \\(m, n\\)"),
+        ((np.ones((2, 3), int), np.ones(2), np.ones((2, 3)), np.ones(2)), TypeError, "float32 or float64"),
+        ((np.ones((2, 3)), np.ones(2, np.float32), np.ones((2, 3)), np.ones(2)), TypeError, "share one dtype"),
+        ((np.full((2, 3), np.nan), np.ones(2), np.ones((2, 3)), np.ones(2)), ValueError, "non-finite"),
+        (([[1.0]], np.ones(1), np.ones((1, 1)), np.ones(1)), TypeError, "numpy array"),
+    ],
+)
+def test_bad_layer_input_is_refused(arguments, error, message):
+    module, _ = load("relu")
+    with pytest.raises(error, match=message):
+        module.natural_gradient(*arguments)
+
+
+@pytest.mark.parametrize("damping", [-1.0, float("nan"), float("inf")])
+def test_bad_damping_is_refused(damping):
+    module, _ = load("relu")
+    with pytest.raises(ValueError, match="damping"):
+        module.inverse_coefficients(1.0, 0.0, damping)
+
+
+@pytest.mark.parametrize("r, b", [(-1.0, 0.0), (np.nan, 0.0), (1.0, np.inf), ("x", 0.0)])
+def test_bad_block_arguments_are_refused(r, b):
+    module, _ = load("relu")
+    with pytest.raises((ValueError, TypeError)):
+        module.fisher_blocks(r, b)
+
+
+def test_relu_generated_module_records_its_source():
+    module, phi = load("relu")
+    assert sp.sympify(module.EXPRESSION, locals={"u": sp.Symbol("u", real=True)}) == phi
+    assert "python -m derive --activation relu" in module.__doc__
