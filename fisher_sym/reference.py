@@ -41,6 +41,7 @@ __all__ = [
     "U",
     "fisher_blocks_mp",
     "inverse_coefficients_mp",
+    "inverse_coefficients_of",
     "dense_fisher",
     "monte_carlo_fisher",
     "natural_gradient_dense",
@@ -333,20 +334,72 @@ def inverse_coefficients_mp(A00, A0n, Ann, damping=0, dps: int = 40):
 
     On span{w^*, e0} (in that order) G + lam I is M = [[Ann + lam, A0n], [A0n, A00 + lam]]; on the
     orthogonal complement it is A00 + lam.  Hence Abar00 = 1/(A00 + lam), X = inv(M)[0][0] - Abar00,
-    Y = inv(M)[0][1], Z = inv(M)[1][1] - Abar00, with inv(M) the explicit 2x2 inverse, computed
-    with 2 * ``dps`` digits.  Raises ZeroDivisionError when G + lam I is singular.
+    Y = inv(M)[0][1], Z = inv(M)[1][1] - Abar00, with inv(M) the explicit 2x2 inverse.  The
+    subtractions can cancel hundreds of digits (e.g. A00 ~ 1e-100 next to lam = 1e-8), so the
+    working precision starts at 2 * ``dps`` digits and doubles until two successive precisions
+    agree to ``dps`` + 5 digits.  Raises ZeroDivisionError when G + lam I is singular.
     """
-    with mpmath.workdps(2 * dps + _GUARD_DPS):
-        lam = _to_mpf(damping)
-        a00, a0n, ann = (_to_mpf(a) + s for a, s in ((A00, lam), (A0n, 0), (Ann, lam)))
-        det = ann * a00 - a0n * a0n
-        if a00 == 0 or det == 0:
-            raise ZeroDivisionError("G + damping*I is singular")
-        inv00, inv01, inv11 = a00 / det, -a0n / det, ann / det
-        abar = 1 / a00
-        out = (abar, inv00 - abar, inv01, inv11 - abar)
+
+    def at_precision(digits):
+        with mpmath.workdps(digits):
+            lam = _to_mpf(damping)
+            a00, a0n, ann = (_to_mpf(a) + s for a, s in ((A00, lam), (A0n, 0), (Ann, lam)))
+            det = ann * a00 - a0n * a0n
+            if a00 == 0 or det == 0:
+                raise ZeroDivisionError("G + damping*I is singular")
+            inv00, inv01, inv11 = a00 / det, -a0n / det, ann / det
+            abar = 1 / a00
+            return (abar, inv00 - abar, inv01, inv11 - abar)
+
+    digits = 2 * dps + _GUARD_DPS
+    out = at_precision(digits)
+    while True:
+        finer = at_precision(2 * digits)
+        with mpmath.workdps(2 * digits):
+            agree = all(
+                abs(a - b) <= mpmath.mpf(10) ** -(dps + 5) * abs(b) for a, b in zip(out, finer)
+            )
+        digits, out = 2 * digits, finer
+        if agree or digits > 20000:
+            break
     with mpmath.workdps(dps):
         return tuple(+c for c in out)
+
+
+def inverse_coefficients_of(phi, r, b, damping=0, dps: int = 40, max_dps: int = 1280):
+    """(Abar00, X, Y, Z) of the activation ``phi`` at (r, b), correct to ``dps`` digits.
+
+    The coefficients can be ill-conditioned functions of (A00, A0n, Ann): for ReLU at
+    t = b/r = 20, A00 and Ann both equal 1 to 86 digits and X depends on their difference.
+    So after computing the blocks at ``digits`` digits, the coefficients' sensitivity to a
+    relative change of 10^-digits in each block is measured; while it exceeds 10^-(dps-10)
+    (the coefficients would have fewer than dps − 10 correct digits) the blocks are
+    recomputed with twice the digits. At r = 0 the direction-average
+    convention gives (1/(gbar + damping), 0, 0, 0).
+    """
+    digits = dps
+    while digits <= max_dps:
+        blocks = fisher_blocks_mp(phi, r, b, dps=digits)
+        if r == 0:
+            with mpmath.workdps(dps):
+                zero = mpmath.mpf(0)
+                return (1 / (blocks[0] + _to_mpf(damping)), zero, zero, zero)
+        current = inverse_coefficients_mp(*blocks, damping=damping, dps=digits)
+        with mpmath.workdps(3 * digits):
+            step = mpmath.mpf(10) ** -digits
+            sensitivity = mpmath.mpf(0)
+            for k in range(3):
+                nudged = list(blocks)
+                nudged[k] = blocks[k] * (1 + step)
+                moved = inverse_coefficients_mp(*nudged, damping=damping, dps=digits)
+                for a, c in zip(moved, current):
+                    if c != 0:
+                        sensitivity = max(sensitivity, abs(a - c) / abs(c))
+            if sensitivity <= mpmath.mpf(10) ** -(dps - 10):
+                with mpmath.workdps(dps):
+                    return tuple(+c for c in current)
+        digits *= 2
+    raise ArithmeticError(f"inverse coefficients did not converge by {max_dps} digits")
 
 
 # --------------------------------------------------------------------------------------------

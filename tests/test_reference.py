@@ -13,6 +13,7 @@ import pytest
 import sympy
 
 from fisher_sym.reference import (
+    inverse_coefficients_of,
     U,
     dense_fisher,
     fisher_blocks_mp,
@@ -391,3 +392,19 @@ def test_natural_gradient_dense_matches_dyadic_inverse():
     want_b = abar * gb + Y * s + Z * gb
     nat_W, nat_b = natural_gradient_dense(w[None], [bi], gw[None], [gb], [A], lam)
     assert np.allclose(nat_W[0], want_w, rtol=1e-12) and np.isclose(nat_b[0], want_b, rtol=1e-12)
+
+
+def test_inverse_coefficients_of_resolves_ill_conditioned_tails():
+    # ReLU at t = b/r = 20: A00 and Ann agree to 86 digits, X ≈ 1.1e-86 depends on their
+    # difference. Hand-derived: with λ = φ(t)/Φ(t), m1 = λ, v = 1 − tλ − λ², and with no
+    # damping X = (1 − v)/(A00 v), Y = −m1/(A00 v), Z = m1²/(A00 v).
+    phi = sympy.Max(0, U)
+    with mpmath.workdps(300):
+        t = mpmath.mpf(20)
+        A00 = mpmath.ncdf(t)
+        lam = mpmath.npdf(t) / A00
+        v = 1 - t * lam - lam**2
+        want = (1 / A00, (1 - v) / (A00 * v), -lam / (A00 * v), lam**2 / (A00 * v))
+    got = inverse_coefficients_of(phi, 0.5, 10.0)
+    for g, w in zip(got, want):
+        assert abs(g - w) <= mpmath.mpf(10) ** -30 * abs(w)
