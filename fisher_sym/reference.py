@@ -374,7 +374,8 @@ def inverse_coefficients_of(phi, r, b, damping=0, dps: int = 40, max_dps: int = 
     So after computing the blocks at ``digits`` digits, the coefficients' sensitivity to a
     relative change of 10^-digits in each block is measured; while it exceeds 10^-(dps-10)
     (the coefficients would have fewer than dps − 10 correct digits) the blocks are
-    recomputed with twice the digits. At r = 0 the direction-average
+    recomputed with twice the digits. Coefficients outside the range of doubles
+    (below 1e-320 or above 1e309 in magnitude) are not held to this. At r = 0 the direction-average
     convention gives (1/(gbar + damping), 0, 0, 0).
     """
     digits = dps
@@ -393,7 +394,8 @@ def inverse_coefficients_of(phi, r, b, damping=0, dps: int = 40, max_dps: int = 
                 nudged[k] = blocks[k] * (1 + step)
                 moved = inverse_coefficients_mp(*nudged, damping=damping, dps=digits)
                 for a, c in zip(moved, current):
-                    if c != 0:
+                    # Only coefficients a double can hold need relative accuracy.
+                    if mpmath.mpf("1e-320") <= abs(c) <= mpmath.mpf("1e309"):
                         sensitivity = max(sensitivity, abs(a - c) / abs(c))
             if sensitivity <= mpmath.mpf(10) ** -(dps - 10):
                 with mpmath.workdps(dps):

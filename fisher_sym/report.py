@@ -1,0 +1,67 @@
+"""Accuracy report: a generated module against the mpmath reference over a standard grid.
+
+For each quantity (A00, A0n, Ann, Abar00, X, Y, Z) the report gives the maximum relative
+error over the grid points where the true value is a normal double, and where it occurs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+
+import mpmath
+import sympy as sp
+
+from fisher_sym import reference
+
+RADII = (0.0, 1e-3, 0.1, 1.0, 10.0, 1e4)
+BIASES = (-50.0, -30.0, -10.0, -1.0, 0.0, 1.0, 10.0, 30.0, 50.0)
+DAMPINGS = (0.0, 1e-3)
+QUANTITIES = ("A00", "A0n", "Ann", "Abar00", "X", "Y", "Z")
+_TINY = 2.2250738585072014e-308
+
+
+@dataclass
+class Worst:
+    error: float = 0.0
+    where: str = "-"
+
+    def update(self, got: float, want: mpmath.mpf, where: str) -> None:
+        if not _TINY <= abs(want) <= 1.7976931348623157e308:
+            return
+        error = float(abs(mpmath.mpf(got) - want) / abs(want)) if math.isfinite(got) else math.inf
+        if error > self.error:
+            self.error, self.where = error, where
+
+
+def accuracy(module_name: str, phi: sp.Expr, radii=RADII, biases=BIASES, dampings=DAMPINGS):
+    """{quantity: Worst} for ``generated.<module_name>`` against ``fisher_sym.reference``."""
+    module = importlib.import_module(f"generated.{module_name}")
+    worst = {quantity: Worst() for quantity in QUANTITIES}
+    for r in radii:
+        for b in biases:
+            blocks = reference.fisher_blocks_mp(phi, r, b)
+            if r == 0.0:
+                blocks = (blocks[0], mpmath.mpf(0), blocks[0])
+            for quantity, got, want in zip(QUANTITIES, module.fisher_blocks(r, b), blocks):
+                worst[quantity].update(got, want, f"r={r:g}, b={b:g}")
+            for damping in dampings:
+                if float(blocks[0]) + damping == 0.0:
+                    continue
+                want = reference.inverse_coefficients_of(phi, r, b, damping)
+                got = module.inverse_coefficients(r, b, damping)
+                for quantity, g, w in zip(QUANTITIES[3:], got, want):
+                    worst[quantity].update(g, w, f"r={r:g}, b={b:g}, damping={damping:g}")
+    return worst
+
+
+def format_table(rows: dict[str, dict[str, Worst]]) -> str:
+    """A Markdown table: one row per activation, the max relative error of each quantity."""
+    lines = [
+        "| activation | " + " | ".join(QUANTITIES) + " |",
+        "|---" * (len(QUANTITIES) + 1) + "|",
+    ]
+    for name, worst in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{worst[q].error:.1e}" for q in QUANTITIES) + " |")
+    return "\n".join(lines)
