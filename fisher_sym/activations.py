@@ -64,6 +64,13 @@ REGISTRY: dict[str, _Builtin] = {
     "relu6": _Builtin(lambda: sp.Min(sp.Max(U, 0), 6), {}, "φ(u) = min(max(u, 0), 6)"),
     "hardtanh": _Builtin(lambda: sp.Min(sp.Max(U, -1), 1), {}, "φ(u) = min(max(u, −1), 1)"),
     "erf": _Builtin(lambda: sp.erf(U), {}, "φ(u) = erf(u)"),
+    "gelu": _Builtin(
+        lambda: U * (1 + sp.erf(U / sp.sqrt(2))) / 2, {}, "φ(u) = u·Φ(u) (exact GELU)"
+    ),
+    "tanh": _Builtin(lambda: sp.tanh(U), {}, "φ(u) = tanh(u)"),
+    "sigmoid": _Builtin(lambda: 1 / (1 + sp.exp(-U)), {}, "φ(u) = 1/(1 + exp(−u))"),
+    "softplus": _Builtin(lambda: sp.log(1 + sp.exp(U)), {}, "φ(u) = log(1 + exp(u))"),
+    "silu": _Builtin(lambda: U / (1 + sp.exp(-U)), {}, "φ(u) = u·sigmoid(u)"),
 }
 
 

@@ -304,3 +304,136 @@ def derive_integrals(phi: sp.Expr) -> GaussianIntegrals:
     g = derivative_squared(phi)
     piece_list = pieces(g)
     return GaussianIntegrals(phi, g, tuple(piece_list), tuple(gaussian_terms(piece_list)))
+
+
+# --- the numerical path ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemainderPiece:
+    """ρ = φ'² − step on (lower, upper), with ρ, ρ', ρ'' in their stable one-sided forms."""
+
+    lower: sp.Expr
+    upper: sp.Expr
+    positive_side: bool
+    value: sp.Expr
+    first: sp.Expr
+    second: sp.Expr
+
+
+@dataclass(frozen=True)
+class NumericalPlan:
+    """φ'² = Σ closed-form terms + ρ(u), ρ by quadrature.
+
+    ``tails`` are the closed-form terms: the step L−·[u < 0] + L+·[u > 0] and the leading
+    exponential terms of each tail; ``tail_forms`` their (value, first, second) in u, for
+    when the kernel integrates a term with ρ instead. ``jumps`` lists
+    (c, ρ(c+) − ρ(c−), ρ'(c+) − ρ'(c−)) at the interior boundaries of the remainder pieces,
+    with every closed-form term removed; Stein's identity needs them (see ``runtime``).
+    """
+
+    phi: sp.Expr
+    g: sp.Expr
+    reason: str
+    remainder: tuple[RemainderPiece, ...]
+    jumps: tuple[tuple[sp.Expr, sp.Expr, sp.Expr], ...]
+    tails: tuple[GaussianTerm, ...]
+    tail_forms: tuple[tuple[sp.Expr, sp.Expr, sp.Expr], ...]
+
+
+def _as_function_of_u(expression: sp.Expr) -> sp.Expr:
+    from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
+
+    return expression.subs({T_POSITIVE: sp.exp(-U), S_NEGATIVE: sp.exp(U)})
+
+
+#: How many leading exponential terms of each tail are moved from ρ into closed form.
+ASYMPTOTIC_TERMS = 2
+
+
+def _leading_exponentials(expression: sp.Expr, positive_side: bool) -> list[tuple[sp.Expr, int]]:
+    """The leading terms c(u)·w^k of a one-sided form as w = exp(∓u) → 0 (c polynomial)."""
+    from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
+
+    w = T_POSITIVE if positive_side else S_NEGATIVE
+    if not expression.has(w) or expression.has(sp.exp, sp.Function):
+        return []
+    series = sp.series(expression, w, 0, 12).removeO()
+    terms = []
+    for power in range(1, 12):
+        coefficient = sp.expand(series.coeff(w, power))
+        if coefficient != 0 and coefficient.is_polynomial(U):
+            terms.append((coefficient, power))
+        if len(terms) == ASYMPTOTIC_TERMS:
+            break
+    return terms
+
+
+def numerical_plan(phi: sp.Expr, reason: str) -> NumericalPlan:
+    """Split φ'² into a closed-form part and a remainder ρ for quadrature.
+
+    The closed-form part is the step L−·[u < 0] + L+·[u > 0] (the limits of φ'² at ±∞) plus
+    the leading exponential terms c(u)·exp(∓k·u) of each tail (``tails``): in a deep tail ρ
+    is then smaller than the closed-form part by many orders of magnitude, and the tilted
+    moments that the inverse needs (q = 1 − v ≈ 0 for an exponential tilt) come out exactly.
+    Where a tail term's Gaussian lies far beyond its kink, its closed form would cancel
+    (log weight − log mass), so the kernel integrates it with ρ instead (``tail_forms``).
+    """
+    from fisher_sym.stable import one_sided
+
+    g = derivative_squared(phi)
+    limits = {}
+    for side, infinity in ((True, sp.oo), (False, -sp.oo)):
+        limit = sp.limit(g, U, infinity)
+        if not limit.is_finite:
+            raise ActivationError(
+                f"φ'(u)² has no finite limit as u → {infinity} and no closed form ({reason})"
+            )
+        limits[side] = limit
+    zero = sp.Integer(0)
+    tails, tail_forms = [], []
+    for side, lower, upper in ((False, -sp.oo, zero), (True, zero, sp.oo)):
+        if limits[side] != 0:
+            tails.append(GaussianTerm(lower, upper, (limits[side],), zero, zero, zero))
+            tail_forms.append((limits[side], zero, zero))
+    remainder = []
+    for piece in pieces(g):
+        bounds = [piece.lower, piece.upper]
+        if piece.lower < 0 < piece.upper:
+            bounds.insert(1, zero)
+        for lower, upper in zip(bounds[:-1], bounds[1:], strict=True):
+            side = bool(lower >= 0)
+            value = one_sided(piece.expression - limits[side], side)
+            if (upper if side else lower) in (sp.oo, -sp.oo):
+                for coefficient, power in _leading_exponentials(value, side):
+                    rate = -power if side else power
+                    polynomial = tuple(sp.Poly(coefficient, U).all_coeffs()[::-1])
+                    tails.append(GaussianTerm(lower, upper, polynomial, zero, sp.Integer(rate), zero))
+                    tail = coefficient * sp.exp(rate * U)
+                    tail_forms.append(
+                        tuple(one_sided(sp.diff(tail, U, k), side) for k in range(3))
+                    )
+                    value = one_sided(_as_function_of_u(value) - tail, side)
+            first = one_sided(sp.diff(_as_function_of_u(value), U), side)
+            second = one_sided(sp.diff(_as_function_of_u(first), U), side)
+            remainder.append(RemainderPiece(lower, upper, side, value, first, second))
+    jumps = []
+    for left, right in zip(remainder[:-1], remainder[1:], strict=True):
+        kink = left.upper
+
+        def at(expression: sp.Expr) -> sp.Expr:
+            return sp.nsimplify(sp.simplify(_as_function_of_u(expression).subs(U, kink)))
+
+        jump = sp.simplify(at(right.value) - at(left.value))
+        slope_jump = sp.simplify(at(right.first) - at(left.first))
+        if jump != 0 or slope_jump != 0:
+            jumps.append((kink, jump, slope_jump))
+    return NumericalPlan(phi, g, reason, tuple(remainder), tuple(jumps), tuple(tails), tuple(tail_forms))
+
+
+def plan(phi: sp.Expr) -> GaussianIntegrals | NumericalPlan:
+    """The closed-form split of φ'² where one exists, the numerical plan otherwise."""
+    try:
+        return derive_integrals(phi)
+    except NoClosedForm as reason:
+        return numerical_plan(phi, str(reason))

@@ -212,3 +212,290 @@ def raise_if_not_finite(row_is_finite):
             f"the natural gradient overflows for units {shown}: their Fisher blocks are "
             "numerically singular; use damping > 0"
         )
+
+
+# --- the numerical path: quadrature panels and the remainder's contribution -------------------
+
+#: Gauss–Legendre nodes and weights on [−1, 1] for the remainder's panels.
+GL_NODES, GL_WEIGHTS = np.polynomial.legendre.leggauss(20)
+#: Beyond |z| = 40 the Gaussian weight is below 1e-347: the quadrature ends there.
+Z_LIMIT = 40.0
+#: Offsets, in units of 1/r, of extra panel edges around each kink and around u = 0.
+_FEATURE_OFFSETS = np.array([0.0, 0.25, 1.0, 4.0, 16.0, 64.0])
+
+
+@numba.njit(cache=True)
+def quadrature_edges(r, b, kinks):
+    """Sorted panel edges in z ∈ [−Z_LIMIT, Z_LIMIT]: the ends, 0, and points at ±k/r around
+    u = 0 and around every kink, where φ'(rz + b)² changes on the scale 1/r."""
+    candidates = np.empty(3 + (1 + len(kinks)) * (2 * _FEATURE_OFFSETS.size))
+    count = 0
+    for value in (-Z_LIMIT, 0.0, Z_LIMIT):
+        candidates[count] = value
+        count += 1
+    for j in range(len(kinks) + 1):
+        centre = kink_to_z(kinks[j] if j < len(kinks) else 0.0, b, r)
+        for offset in _FEATURE_OFFSETS:
+            for sign in (-1.0, 1.0):
+                z = centre + sign * offset / r
+                if -Z_LIMIT < z < Z_LIMIT:
+                    candidates[count] = z
+                    count += 1
+    edges = np.unique(candidates[:count])
+    return edges
+
+
+@numba.njit(cache=True)
+def add_remainder(step, sums, magnitude, centre, r, b, jumps):
+    """(A00, m1, v, q) of step + remainder, from the step's (A00, m1, v, q) and the
+    quadrature sums of (ρ, ρ', ρ'', (z − centre)²ρ, zρ, (1 − z²)ρ) and of their absolute
+    values (each an expectation over z ~ N(0, 1), u = rz + b).
+
+    For small r, E[zρ] and E[(1 − z²)ρ] cancel to O(r) and O(r²); Stein's identity gives them
+    without cancellation:
+        E[zρ] = r·E[ρ'] + Σ_j J_j φ(z_j),
+        E[(1 − z²)ρ] = −r²·E[ρ''] − Σ_j (r·J'_j + z_j·J_j) φ(z_j),
+    with J_j, J'_j the jumps of ρ and ρ' at the kink c_j and z_j = (c_j − b)/r. For large r
+    it is the other way round, so each is taken in the form whose integrand cancels less.
+    """
+    step_total, step_mean, step_variance, step_one_minus_variance = step
+    mass, centred = sums[0], sums[3]
+    use_stein_odd = r * magnitude[1] <= magnitude[4]
+    use_stein_even = r * r * magnitude[2] <= magnitude[5]
+    odd = r * sums[1] if use_stein_odd else sums[4]
+    even = -r * r * sums[2] if use_stein_even else sums[5]
+    if r > 0.0:
+        for j in range(jumps.shape[0]):
+            kink, jump, slope_jump = jumps[j, 0], jumps[j, 1], jumps[j, 2]
+            z = (kink - b) / r
+            density = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+            if use_stein_odd:
+                odd += jump * density
+            if use_stein_even:
+                even -= (r * slope_jump + z * jump) * density
+    total = step_total + mass
+    mean = (step_total * step_mean + odd) / total
+    spread = (step_mean - mean) ** 2
+    about_mean = centred + 2.0 * (centre - mean) * (odd - centre * mass) + (centre - mean) ** 2 * mass
+    variance = (step_total * (step_variance + spread) + about_mean) / total
+    one_minus_variance = (
+        step_total * (step_one_minus_variance - spread) + even + 2.0 * mean * odd - mean * mean * mass
+    ) / total
+    if r == 0.0:
+        return total, 0.0, 1.0, 0.0
+    return total, mean, variance, one_minus_variance
+
+
+#: A tail term whose Gaussian mean lies more than this many standard deviations beyond its
+#: kink is integrated by quadrature: its closed form would subtract two logs of size y²/2.
+TAIL_SWITCH = 8.0
+
+
+@numba.njit(cache=True)
+def tail_in_closed_form(kink, r, b, mean, std, positive_side):
+    """Whether a tail term on u > kink (or u < kink) is evaluated in closed form at (r, b).
+
+    Closed form is what a deep tail needs: the bulk of z far from the kink (|z_c| > 3) and
+    u = b far from it too (|b − c| > 1), where the term is close to φ'² itself. Near the kink
+    the term would add an artificial kink to ρ, so it stays in the quadrature; and when its
+    Gaussian lies beyond the kink by more than TAIL_SWITCH deviations, its closed form would
+    subtract two large logarithms.
+    """
+    kink_z = kink_to_z(kink, b, r)
+    beyond = (kink_z - mean) / std if positive_side else (mean - kink_z) / std
+    return abs(kink_z) > 3.0 and abs(b - kink) > 1.0 and beyond < TAIL_SWITCH
+
+
+@numba.njit(cache=True)
+def effective_jumps(jumps, tail_jumps, closed_tails):
+    """The jumps of ρ when the tail terms not in ``closed_tails`` are added back to it."""
+    result = jumps.copy()
+    for k in range(tail_jumps.shape[0]):
+        if closed_tails[k]:
+            continue
+        for j in range(result.shape[0]):
+            if result[j, 0] == tail_jumps[k, 0]:
+                result[j, 1] += tail_jumps[k, 1]
+                result[j, 2] += tail_jumps[k, 2]
+    return result
+
+
+# --- layer kernels: input checks that need no pass over W and grad_W ---------------------------
+# The layer kernels of the generated modules read each row of W and grad_W once; they detect
+# non-finite values there themselves (see a generated module's ``_row_sums``) and report them,
+# with overflows, through a per-unit status that ``raise_for_row_status`` turns into errors.
+
+ROW_STATUS_MESSAGES = {
+    1: "W has non-finite values",
+    2: "grad_W has non-finite values",
+    3: "b has non-finite values",
+    4: "grad_b has non-finite values",
+}
+ROW_OVERFLOW = 5
+
+
+def _check_float_arrays(arrays):
+    """Shapes and one float dtype of a layer's arrays (any objects with .shape and .dtype)."""
+    for name, array in arrays.items():
+        dtype = getattr(array, "dtype", None)
+        dtype = np.dtype(object) if dtype is None else np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    dtypes = {np.dtype(array.dtype) for array in arrays.values()}
+    if len(dtypes) != 1:
+        raise TypeError(f"W, b, grad_W, grad_b must share one dtype, got {sorted(map(str, dtypes))}")
+    W, b, grad_W, grad_b = arrays.values()
+    if len(W.shape) != 2:
+        raise ValueError(f"W must have shape (m, n), got {tuple(W.shape)}")
+    m = W.shape[0]
+    if tuple(b.shape) != (m,):
+        raise ValueError(f"b must have shape ({m},) to match W {tuple(W.shape)}, got {tuple(b.shape)}")
+    if tuple(grad_W.shape) != tuple(W.shape):
+        raise ValueError(f"grad_W must have W's shape {tuple(W.shape)}, got {tuple(grad_W.shape)}")
+    if tuple(grad_b.shape) != tuple(b.shape):
+        raise ValueError(f"grad_b must have b's shape {tuple(b.shape)}, got {tuple(grad_b.shape)}")
+
+
+def check_layer_shapes(W, b, grad_W, grad_b):
+    """``check_layer_arguments`` without the scan of W and grad_W for non-finite values (the
+    layer kernels find those in their single pass); b and grad_b (O(m)) are still scanned.
+    Returns the arrays as C-contiguous arrays (copies only of non-contiguous ones)."""
+    arrays = {"W": W, "b": b, "grad_W": grad_W, "grad_b": grad_b}
+    for name, array in arrays.items():
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+    _check_float_arrays(arrays)
+    for name in ("b", "grad_b"):
+        if not np.all(np.isfinite(arrays[name])):
+            raise ValueError(f"{name} has non-finite values")
+    return tuple(np.ascontiguousarray(array) for array in arrays.values())
+
+
+def _check_no_overlap(written, read):
+    """Refuse arrays to be written that may share memory with each other or with inputs."""
+    for index, (array, name) in enumerate(written):
+        for other, other_name in list(written[index + 1 :]) + list(read):
+            if np.may_share_memory(array, other):
+                raise ValueError(f"{name} must not overlap {other_name}")
+
+
+def check_out(out, W, b, inputs):
+    """``out`` for a layer kernel: a tuple (nat_W, nat_b) of writeable C-contiguous NumPy arrays
+    with the shapes and dtype of W and b, overlapping neither each other nor ``inputs``."""
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"out must be a tuple (nat_W, nat_b), got {type(out).__name__}")
+    for name, array, like in (("out[0]", out[0], W), ("out[1]", out[1], b)):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+        if array.dtype != like.dtype:
+            raise TypeError(f"{name} must have dtype {like.dtype}, got {array.dtype}")
+        if array.shape != like.shape:
+            raise ValueError(f"{name} must have shape {like.shape}, got {array.shape}")
+        if not array.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+        if not array.flags.writeable:
+            raise ValueError(f"{name} must be writeable")
+    names = ("W", "b", "grad_W", "grad_b")
+    _check_no_overlap(((out[0], "out[0]"), (out[1], "out[1]")), tuple(zip(inputs, names)))
+    return out
+
+
+def check_learning_rate(lr):
+    """Return lr as a float; it must be a finite real number."""
+    if isinstance(lr, (bool, np.bool_)):
+        raise TypeError("lr must be a real number, got bool")
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise TypeError(f"lr must be a real number, got {type(lr).__name__}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"lr must be finite, got {value}")
+    return value
+
+
+def check_step_arguments(W, b, grad_W, grad_b):
+    """``check_layer_shapes`` for an in-place step: W and b must be writeable and C-contiguous
+    (they are updated in place, not copied), and overlap neither each other nor the gradients."""
+    for name, array in (("W", W), ("b", b)):
+        if isinstance(array, np.ndarray):
+            if not array.flags.c_contiguous:
+                raise ValueError(f"{name} must be C-contiguous (it is updated in place)")
+            if not array.flags.writeable:
+                raise ValueError(f"{name} must be writeable (it is updated in place)")
+    W, b, grad_W, grad_b = check_layer_shapes(W, b, grad_W, grad_b)
+    _check_no_overlap(((W, "W"), (b, "b")), ((grad_W, "grad_W"), (grad_b, "grad_b")))
+    return W, b, grad_W, grad_b
+
+
+def overflow_limits(dtype):
+    """(limit, cast_limit) for a float dtype: half its largest value (below it a float64 result
+    is certainly finite in the dtype), and the float64 magnitude from which a value rounds to
+    ±inf in the dtype (max + half an ulp; inf for float64)."""
+    info = np.finfo(dtype)
+    largest = float(info.max)
+    ulp = largest - float(np.nextafter(info.max, info.dtype.type(0)))  # the ulp at the top
+    return 0.5 * largest, largest + 0.5 * ulp
+
+
+def check_device_layer_shapes(W, b, grad_W, grad_b):
+    """Shapes, dtype and C-contiguity of device arrays (numba device arrays); their values are
+    checked by the kernel."""
+    arrays = {"W": W, "b": b, "grad_W": grad_W, "grad_b": grad_b}
+    _check_float_arrays(arrays)
+    for name, array in arrays.items():
+        if not array.is_c_contiguous():
+            raise ValueError(f"{name} must be C-contiguous")
+
+
+def _check_device_no_overlap(written, read, span):
+    spans = [(span(array), name) for array, name in list(written) + list(read)]
+    for index in range(len(written)):
+        (start, end), name = spans[index]
+        for (other_start, other_end), other_name in spans[index + 1 :]:
+            if start < other_end and other_start < end:
+                raise ValueError(f"{name} must not overlap {other_name}")
+
+
+def check_device_no_overlap(written, read, span):
+    """Device arrays to be written must overlap neither each other nor ``read``; ``span(a)``
+    gives an array's (first, last) byte address."""
+    _check_device_no_overlap(tuple(written), tuple(read), span)
+
+
+def check_device_out(out, W, b, inputs, span):
+    """``check_out`` for device arrays (already converted to numba device arrays)."""
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"out must be a tuple (nat_W, nat_b), got {type(out).__name__}")
+    for name, array, like in (("out[0]", out[0], W), ("out[1]", out[1], b)):
+        if np.dtype(array.dtype) != np.dtype(like.dtype):
+            raise TypeError(f"{name} must have dtype {like.dtype}, got {array.dtype}")
+        if tuple(array.shape) != tuple(like.shape):
+            raise ValueError(f"{name} must have shape {tuple(like.shape)}, got {tuple(array.shape)}")
+        if not array.is_c_contiguous():
+            raise ValueError(f"{name} must be C-contiguous")
+    names = ("W", "b", "grad_W", "grad_b")
+    _check_device_no_overlap(((out[0], "out[0]"), (out[1], "out[1]")), tuple(zip(inputs, names)), span)
+    return out
+
+
+def raise_for_row_status(status, step=False):
+    """Raise for the per-unit status of a layer kernel: ValueError for non-finite input values,
+    FloatingPointError naming the units whose result overflows. For a step, the units named
+    were left unchanged and all other units were updated."""
+    if not status.any():
+        return
+    left = "; those units were left unchanged, the others were updated" if step else ""
+    for code, message in ROW_STATUS_MESSAGES.items():
+        bad = np.flatnonzero(status == code)
+        if bad.size:
+            raise ValueError(f"{message} (units {_list_units(bad)}){left}")
+    bad = np.flatnonzero(status == ROW_OVERFLOW)
+    what = "the natural-gradient step" if step else "the natural gradient"
+    raise FloatingPointError(
+        f"{what} overflows for units {_list_units(bad)}: their Fisher blocks are numerically "
+        f"singular; use damping > 0{left}"
+    )
+
+
+def _list_units(indices):
+    return ", ".join(map(str, indices[:10])) + (" …" if indices.size > 10 else "")

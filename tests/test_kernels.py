@@ -1,6 +1,8 @@
 """Generated kernels against the independent references (mpmath, Monte-Carlo, dense solves)."""
 
+import functools
 import importlib
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -9,15 +11,23 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import generated
 from fisher_sym import reference
-from fisher_sym.activations import builtin
+from fisher_sym.activations import U
 
-GENERATED = ["relu"]
+# Every generated module gets the checks below; relu (the reference case of the paper) gets
+# more Hypothesis examples and layer shapes.
+GENERATED = sorted(p.stem for p in Path(generated.__file__).parent.glob("*.py") if p.stem != "__init__")
 TINY = np.finfo(np.float64).tiny
 
 
 def load(name):
-    return importlib.import_module(f"generated.{name}"), builtin(name).expression
+    module = importlib.import_module(f"generated.{name}")
+    return module, sp.sympify(module.EXPRESSION, locals={"u": U})
+
+
+def examples(name, full, light):
+    return full if name == "relu" else light
 
 
 def relative_error(got, want):
@@ -41,9 +51,11 @@ radii = st.one_of(
 )
 biases = st.floats(-50.0, 50.0)
 TAILS = [(1.0, -30.0), (1.0, 30.0), (1.0, -37.0), (0.5, 10.0), (1e4, 50.0), (1e4, -50.0),
-         (1e-3, 0.0), (1.0, 0.0), (0.0, 0.0), (0.0, -1.0), (0.0, 2.0), (2.0, -10.0)]
+         (1e-3, 0.0), (1.0, 0.0), (0.0, 0.0), (0.0, -1.0), (0.0, 2.0), (2.0, -10.0),
+         (0.01, 50.0), (1e-7, 0.5)]
 
 
+@functools.lru_cache(maxsize=4096)
 def reference_blocks(phi, r, b):
     """The reference blocks, with the kernels' r = 0 convention (the direction average)."""
     A00, A0n, Ann = reference.fisher_blocks_mp(phi, r, b)
@@ -79,29 +91,39 @@ def test_blocks_in_the_tails_and_at_zero_radius(name, r, b):
 
 
 @pytest.mark.parametrize("name", GENERATED)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(r=radii, b=biases)
-def test_blocks_match_quadrature(name, r, b):
-    check_blocks(name, r, b)
+def test_blocks_match_quadrature(name):
+    @settings(max_examples=examples(name, 60, 8), deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(r=radii, b=biases)
+    def check(r, b):
+        check_blocks(name, r, b)
+
+    check()
 
 
 @pytest.mark.parametrize("name", GENERATED)
 @pytest.mark.parametrize("r, b", TAILS)
-@pytest.mark.parametrize("damping", [0.0, 1e-3, 1.0])
+@pytest.mark.parametrize("damping", [0.0, 1e-3])
 def test_inverse_coefficients_in_the_tails(name, r, b, damping):
     check_coefficients(name, r, b, damping)
 
 
 @pytest.mark.parametrize("name", GENERATED)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(r=radii, b=biases, damping=st.sampled_from([0.0, 1e-8, 1e-2, 3.0]))
-def test_inverse_coefficients_match_high_precision_inverse(name, r, b, damping):
-    check_coefficients(name, r, b, damping)
+def test_inverse_coefficients_match_high_precision_inverse(name):
+    @settings(max_examples=examples(name, 40, 6), deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(r=radii, b=biases, damping=st.sampled_from([0.0, 1e-8, 1e-2, 3.0]))
+    def check(r, b, damping):
+        check_coefficients(name, r, b, damping)
+
+    check()
 
 
 @pytest.mark.parametrize("name", GENERATED)
 @pytest.mark.parametrize("n, seed", [(1, 0), (3, 1), (6, 2)])
 def test_dense_block_matches_monte_carlo(name, n, seed):
+    if name != "relu" and n != 3:
+        pytest.skip("one shape per activation besides relu")
     module, phi = load(name)
     rng = np.random.default_rng(100 + seed)
     w = rng.normal(size=n) * 0.8
@@ -135,6 +157,8 @@ def dense_reference(phi, W, b, grad_W, grad_b, damping):
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-6)])
 @pytest.mark.parametrize("damping", [0.0, 0.1])
 def test_natural_gradient_matches_dense_solve(name, n, dtype, tolerance, damping):
+    if name != "relu" and (n, damping) != (5, 0.1):
+        pytest.skip("one layer shape per activation besides relu")
     module, phi = load(name)
     W, b, grad_W, grad_b = layer_case(n, dtype, seed=n)
     nat_W, nat_b = module.natural_gradient(W, b, grad_W, grad_b, damping=damping)
@@ -225,5 +249,5 @@ def test_bad_block_arguments_are_refused(r, b):
 
 def test_relu_generated_module_records_its_source():
     module, phi = load("relu")
-    assert sp.sympify(module.EXPRESSION, locals={"u": sp.Symbol("u", real=True)}) == phi
+    assert phi == sp.Max(0, U)
     assert "python -m derive --activation relu" in module.__doc__

@@ -15,7 +15,7 @@ from pathlib import Path
 from fisher_sym import __version__
 from fisher_sym.activations import Activation
 from fisher_sym.codegen import cpu
-from fisher_sym.gaussian import derive_integrals
+from fisher_sym.gaussian import NumericalPlan, plan
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,12 @@ class GeneratedModule:
 
 def render_module(activation: Activation) -> GeneratedModule:
     """Derive ``activation`` and render its module (no file is touched)."""
-    integrals = derive_integrals(activation.expression)
+    derivation = plan(activation.expression)
     source = cpu.render(
-        activation.name, activation.expression, integrals, activation.command, __version__
+        activation.name, activation.expression, derivation, activation.command, __version__
     )
-    return GeneratedModule(f"{activation.name}.py", source, "closed form")
+    path = "numerical" if isinstance(derivation, NumericalPlan) else "closed form"
+    return GeneratedModule(f"{activation.name}.py", source, path)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -30,6 +30,9 @@ class NumbaPrinter(PythonCodePrinter):
     def _print_NegativeInfinity(self, expr: sp.Expr) -> str:
         return "-math.inf"
 
+    def _print_erfcx(self, expr: sp.Expr) -> str:
+        return f"special.erfcx({self._print(expr.args[0])})"
+
     def _print_Float(self, expr: sp.Float) -> str:
         return repr(float(expr))
 
