@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 import generated
-from fisher_sym import activations
+from fisher_sym import activations, docs
 from fisher_sym.activations import ActivationError
 from fisher_sym.codegen import emit
 from fisher_sym.gaussian import NoClosedForm
 
 DEFAULT_OUT = Path(generated.__file__).resolve().parent
+DOCS_OUT = DEFAULT_OUT.parent / "docs" / "activations"
 EXIT_STALE = 1
 EXIT_USAGE = 2
 
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(alone: check every module in the output folder against the command it records)",
     )
     parser.add_argument("--list", action="store_true", help="list the built-in activations and exit")
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"also write the activations' pages and plots into {DOCS_OUT} "
+        "(with --check: compare them; slow)",
+    )
     parser.add_argument(
         "--report",
         action="store_true",
@@ -101,11 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     for activation, module in zip(selected, modules, strict=True):
         print(f"{module.filename}: {activation.summary}; derivation path: {module.path}")
+    if arguments.docs and arguments.out.resolve() != DEFAULT_OUT:
+        print("error: --docs documents the modules in generated/; drop --out", file=sys.stderr)
+        return EXIT_USAGE
     if arguments.check:
         stale = emit.stale_files(modules, arguments.out)
         for path in stale:
             activation = next(a for a, m in zip(selected, modules) if m.filename == path.name)
             print(f"stale: {path} (regenerate: {activation.command})", file=sys.stderr)
+        if arguments.docs:
+            for activation in selected:
+                for path in docs.stale_docs([activation], DOCS_OUT):
+                    print(f"stale: {path} (regenerate: {activation.command} --docs)",
+                          file=sys.stderr)
+                    stale.append(path)
         if stale:
             return EXIT_STALE
         print(f"up to date: {', '.join(m.filename for m in modules)} in {arguments.out}")
@@ -114,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     for module in modules:
         target = arguments.out / module.filename
         print(f"wrote {target}" if target in written else f"unchanged: {target}")
+    if arguments.docs:
+        for path in docs.write_docs(selected, DOCS_OUT):
+            print(f"wrote {path}")
     if arguments.report:
         if arguments.out.resolve() != DEFAULT_OUT:
             print("error: --report reads the modules in generated/", file=sys.stderr)
@@ -125,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, worst in rows.items():
             for quantity, entry in worst.items():
                 print(f"{name} {quantity}: max relative error {entry.error:.2e} at {entry.where}")
+                if entry.skipped:
+                    print(f"{name} {quantity}: no mpmath reference within the time limit at "
+                          f"{'; '.join(entry.skipped)}")
     return 0
 
 

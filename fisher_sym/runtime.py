@@ -13,7 +13,9 @@ variance), which keeps every step free of catastrophic cancellation.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -21,6 +23,40 @@ import numpy as np
 from fisher_sym.special import normal_interval_moments, normal_interval_summary
 
 EMPTY_TERM = (1.0, -math.inf, 0.0, 0.0, 1.0)
+#: Beyond |z| = 40 the Gaussian weight is below 1e-347: quadrature ends there, and a
+#: truncation beyond it counts as none.
+Z_LIMIT = 40.0
+
+
+def _runtime_fingerprint() -> str:
+    """A hash of the jitted code that generated modules call (this module and special)."""
+    folder = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ("runtime.py", "special.py"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def drop_stale_cache(module_file: str) -> None:
+    """Delete a generated module's numba cache when fisher_sym's runtime has changed.
+
+    numba keys its on-disk cache on the source file of each function only, so a cached
+    kernel would keep calling the old runtime after an upgrade; a stamp next to the cache
+    records which runtime it was compiled against.
+    """
+    path = Path(module_file).resolve()
+    cache = path.parent / "__pycache__"
+    stamp = cache / f"{path.stem}.fisher_sym-runtime"
+    fingerprint = _runtime_fingerprint()
+    try:
+        if stamp.exists() and stamp.read_text() == fingerprint:
+            return
+        for stale in cache.glob(f"{path.stem}.*.nb[ic]"):
+            stale.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(fingerprint)
+    except OSError:
+        pass  # a read-only install: numba then cannot cache either
 
 
 @numba.njit(cache=True)
@@ -85,7 +121,11 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
     """Summary of exp(log_weight)·P(rz + b)·N(z; mean, std²) restricted to [z_lower, z_upper].
 
     The moments are taken about the anchor that ``normal_interval_moments`` picks near the
-    mass, so P is re-expanded there (``_taylor_shift``) before the moments are summed.
+    mass, so P is re-expanded there (``_taylor_shift``) before the moments are summed. On the
+    whole line (truncated only beyond ±Z_LIMIT deviations) 1 − Var z comes from Stein's
+    identity instead of 1 − Var z: with
+    h(y) = P(r(mean + std·y) + b), E[(1 − y²)h] = −E[h''] and E[y h] = E[h'], so
+    1 − Var y = −E[h'']/E[h] + (E[h']/E[h])², both O(r²) as r → 0, where 1 − Var cancels.
     """
     y_lower, y_upper = _standardise(z_lower, z_upper, mean, std)
     if y_lower >= y_upper:
@@ -94,7 +134,8 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
     moments = np.empty(degree + 3)
     log_scale, anchor = normal_interval_moments(y_lower, y_upper, moments)
     z_anchor = mean + std * anchor
-    shifted = _taylor_shift(coefficients, r * z_anchor + b, r * std)
+    step = r * std
+    shifted = _taylor_shift(coefficients, r * z_anchor + b, step)
     mass = first = second = 0.0
     for j in range(degree + 1):
         mass += shifted[j] * moments[j]
@@ -104,12 +145,23 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
         return EMPTY_TERM
     offset = first / mass
     variance = std * std * (second / mass - offset * offset)
+    one_minus_variance = 1.0 - variance
+    if y_lower <= -Z_LIMIT and y_upper >= Z_LIMIT:
+        # The whole line, up to a truncation below exp(−800): the boundary terms of Stein's
+        # identity vanish. d/dy of Σ c_j s^j is Σ j c_j s^(j−1), about the same anchor.
+        slope = curvature = 0.0
+        for j in range(1, degree + 1):
+            slope += j * shifted[j] * moments[j - 1]
+        for j in range(2, degree + 1):
+            curvature += j * (j - 1) * shifted[j] * moments[j - 2]
+        y_one_minus_variance = -curvature / mass + (slope / mass) ** 2
+        one_minus_variance = (1.0 - std * std) + std * std * y_one_minus_variance
     return (
         math.copysign(1.0, mass),
         log_weight + log_scale + math.log(abs(mass)),
         z_anchor + std * offset,
         variance,
-        1.0 - variance,
+        one_minus_variance,
     )
 
 
@@ -218,8 +270,6 @@ def raise_if_not_finite(row_is_finite):
 
 #: Gauss–Legendre nodes and weights on [−1, 1] for the remainder's panels.
 GL_NODES, GL_WEIGHTS = np.polynomial.legendre.leggauss(20)
-#: Beyond |z| = 40 the Gaussian weight is below 1e-347: the quadrature ends there.
-Z_LIMIT = 40.0
 #: Offsets, in units of 1/r, of extra panel edges around each kink and around u = 0.
 _FEATURE_OFFSETS = np.array([0.0, 0.25, 1.0, 4.0, 16.0, 64.0])
 
@@ -274,6 +324,10 @@ def add_remainder(step, sums, magnitude, centre, r, b, jumps):
             if use_stein_even:
                 even -= (r * slope_jump + z * jump) * density
     total = step_total + mass
+    if r == 0.0:
+        return total, 0.0, 1.0, 0.0
+    if total == 0.0:  # both parts underflow: keep the step's moments (they live in log space)
+        return step
     mean = (step_total * step_mean + odd) / total
     spread = (step_mean - mean) ** 2
     about_mean = centred + 2.0 * (centre - mean) * (odd - centre * mass) + (centre - mean) ** 2 * mass
@@ -281,8 +335,6 @@ def add_remainder(step, sums, magnitude, centre, r, b, jumps):
     one_minus_variance = (
         step_total * (step_one_minus_variance - spread) + even + 2.0 * mean * odd - mean * mean * mass
     ) / total
-    if r == 0.0:
-        return total, 0.0, 1.0, 0.0
     return total, mean, variance, one_minus_variance
 
 
@@ -325,6 +377,8 @@ def effective_jumps(jumps, tail_jumps, closed_tails):
 # non-finite values there themselves (see a generated module's ``_row_sums``) and report them,
 # with overflows, through a per-unit status that ``raise_for_row_status`` turns into errors.
 
+import numbers  # noqa: E402  (used by check_learning_rate only)
+
 ROW_STATUS_MESSAGES = {
     1: "W has non-finite values",
     2: "grad_W has non-finite values",
@@ -343,13 +397,16 @@ def _check_float_arrays(arrays):
             raise TypeError(f"{name} must be float32 or float64, got {dtype}")
     dtypes = {np.dtype(array.dtype) for array in arrays.values()}
     if len(dtypes) != 1:
-        raise TypeError(f"W, b, grad_W, grad_b must share one dtype, got {sorted(map(str, dtypes))}")
+        found = sorted(map(str, dtypes))
+        raise TypeError(f"W, b, grad_W, grad_b must share one dtype, got {found}")
     W, b, grad_W, grad_b = arrays.values()
     if len(W.shape) != 2:
         raise ValueError(f"W must have shape (m, n), got {tuple(W.shape)}")
     m = W.shape[0]
     if tuple(b.shape) != (m,):
-        raise ValueError(f"b must have shape ({m},) to match W {tuple(W.shape)}, got {tuple(b.shape)}")
+        raise ValueError(
+            f"b must have shape ({m},) to match W {tuple(W.shape)}, got {tuple(b.shape)}"
+        )
     if tuple(grad_W.shape) != tuple(W.shape):
         raise ValueError(f"grad_W must have W's shape {tuple(W.shape)}, got {tuple(grad_W.shape)}")
     if tuple(grad_b.shape) != tuple(b.shape):
@@ -396,18 +453,19 @@ def check_out(out, W, b, inputs):
         if not array.flags.writeable:
             raise ValueError(f"{name} must be writeable")
     names = ("W", "b", "grad_W", "grad_b")
-    _check_no_overlap(((out[0], "out[0]"), (out[1], "out[1]")), tuple(zip(inputs, names)))
+    written = ((out[0], "out[0]"), (out[1], "out[1]"))
+    _check_no_overlap(written, tuple(zip(inputs, names, strict=True)))
     return out
 
 
 def check_learning_rate(lr):
     """Return lr as a float; it must be a finite real number."""
-    if isinstance(lr, (bool, np.bool_)):
-        raise TypeError("lr must be a real number, got bool")
-    try:
-        value = float(lr)
-    except (TypeError, ValueError):
-        raise TypeError(f"lr must be a real number, got {type(lr).__name__}") from None
+    real = isinstance(lr, numbers.Real) or (
+        isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "fiu"
+    )
+    if not real or isinstance(lr, (bool, np.bool_)):
+        raise TypeError(f"lr must be a real number, got {type(lr).__name__}")
+    value = float(lr)
     if not math.isfinite(value):
         raise ValueError(f"lr must be finite, got {value}")
     return value
@@ -470,11 +528,14 @@ def check_device_out(out, W, b, inputs, span):
         if np.dtype(array.dtype) != np.dtype(like.dtype):
             raise TypeError(f"{name} must have dtype {like.dtype}, got {array.dtype}")
         if tuple(array.shape) != tuple(like.shape):
-            raise ValueError(f"{name} must have shape {tuple(like.shape)}, got {tuple(array.shape)}")
+            raise ValueError(
+                f"{name} must have shape {tuple(like.shape)}, got {tuple(array.shape)}"
+            )
         if not array.is_c_contiguous():
             raise ValueError(f"{name} must be C-contiguous")
     names = ("W", "b", "grad_W", "grad_b")
-    _check_device_no_overlap(((out[0], "out[0]"), (out[1], "out[1]")), tuple(zip(inputs, names)), span)
+    written = ((out[0], "out[0]"), (out[1], "out[1]"))
+    _check_device_no_overlap(written, tuple(zip(inputs, names, strict=True)), span)
     return out
 
 

@@ -9,7 +9,7 @@ from fisher_sym.activations import U, ActivationError
 from fisher_sym.gaussian import B, R, NoClosedForm, derive_integrals, pieces, truncated_moment
 from tests.activation_cases import CLOSED_FORM_CASES
 
-SAMPLE_POINTS = [(1.0, 0.0), (0.3, -0.7), (2.5, 1.2), (0.05, 0.01), (4.0, -9.0)]
+SAMPLE_POINTS = [(0.3, -0.7), (2.5, 1.2), (4.0, -9.0)]
 
 
 def test_relu_splits_at_zero_into_one_constant_term():

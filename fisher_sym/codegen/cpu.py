@@ -48,6 +48,8 @@ import numpy as np
 
 from fisher_sym import runtime, special
 
+runtime.drop_stale_cache(__file__)
+
 ACTIVATION = "$name"
 EXPRESSION = $phi_literal
 COMMAND = $command_literal
@@ -221,7 +223,7 @@ def _moments_body(terms: tuple[GaussianTerm, ...]) -> tuple[str, str]:
         parameters = _term_parameters(term)
         arguments = {}
         for key, expression in parameters.items():
-            expression = sp.simplify(expression)
+            expression = sp.expand_log(expression, force=True)
             if expression.is_number:
                 arguments[key] = _number(expression)
             else:

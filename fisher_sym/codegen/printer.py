@@ -7,15 +7,43 @@ edits to printed text: log(1 + x) becomes log1p(x) and exp(x) − 1 becomes expm
 from __future__ import annotations
 
 import sympy as sp
-from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
+from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.pycode import PythonCodePrinter
 
-STABILITY_RULES = (log1p_opt, expm1_opt)
+
+def _log1p_rule(expression: sp.Expr) -> sp.Expr:
+    """log(1 + x) → log1p(x)."""
+
+    def applies(e: sp.Expr) -> bool:
+        return isinstance(e, sp.log) and e.args[0].is_Add and sp.Integer(1) in e.args[0].args
+
+    return expression.replace(applies, lambda e: log1p(e.args[0] - 1))
+
+
+def _expm1_rule(expression: sp.Expr) -> sp.Expr:
+    """exp(x) − 1 → expm1(x), inside any sum holding exactly one exponential and a −1."""
+
+    def applies(e: sp.Expr) -> bool:
+        if not e.is_Add or sp.Integer(-1) not in e.args:
+            return False
+        return sum(isinstance(term, sp.exp) for term in e.args) == 1
+
+    def rewrite(e: sp.Expr) -> sp.Expr:
+        (exponential,) = [term for term in e.args if isinstance(term, sp.exp)]
+        rest = [term for term in e.args if term is not exponential and term != -1]
+        return sp.Add(expm1(exponential.args[0]), *rest)
+
+    return expression.replace(applies, rewrite)
+
+
+STABILITY_RULES = (_log1p_rule, _expm1_rule)
 
 
 def numerically_stable(expression: sp.Expr) -> sp.Expr:
-    """Apply ``STABILITY_RULES`` (log1p, expm1) to ``expression``."""
-    return optimize(expression, STABILITY_RULES)
+    """Apply ``STABILITY_RULES`` (log1p, expm1) to ``expression``; nothing else changes."""
+    for rule in STABILITY_RULES:
+        expression = rule(expression)
+    return expression
 
 
 class NumbaPrinter(PythonCodePrinter):
@@ -54,7 +82,7 @@ def print_assignments(names: list[str], expressions: list[sp.Expr], prefix: str 
     """Straight-line ``name = expression`` lines, with common subexpressions shared (sympy.cse)."""
     stable = [numerically_stable(expression) for expression in expressions]
     symbols = sp.numbered_symbols(prefix)
-    shared, reduced = sp.cse(stable, symbols=symbols, optimizations="basic")
+    shared, reduced = sp.cse(stable, symbols=symbols)
     printer = NumbaPrinter()
     lines = [f"{symbol} = {printer.doprint(value)}" for symbol, value in shared]
     lines += [f"{name} = {printer.doprint(value)}" for name, value in zip(names, reduced, strict=True)]

@@ -1,0 +1,490 @@
+"""Documentation generated from the derivation: one Markdown page and two plots per activation.
+
+For an activation ``name`` the page ``docs/activations/<name>.md`` states φ and φ' (sympy.latex),
+the pieces and Gaussian terms of φ'² that ``gaussian.derive_integrals`` found, the closed forms
+of A00, A0n, Ann (or why there are none), the inverse coefficients as ``fisher.py`` solved and
+rewrote them, and the accuracy of the generated kernels against the mpmath reference on the
+small grid ACCURACY_RADII × ACCURACY_BIASES (× ACCURACY_DAMPINGS). The plots
+``<name>_blocks.png`` and ``<name>_inverse.png`` show what ``generated.<name>`` computes
+against t = b/r.
+
+Everything is deterministic: the same derivation gives byte-identical pages and PNGs, so
+``stale_docs`` can compare bytes the way ``python -m derive --check`` compares modules. The
+accuracy table is the slow part (about a minute per activation at 40 digits); ``stale_docs``
+with ``recompute_accuracy=False`` reuses the table of the committed page and checks the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+from fisher_sym import fisher, report
+from fisher_sym.activations import Activation, ActivationError, U
+from fisher_sym.codegen.emit import write_atomically
+from fisher_sym.gaussian import GaussianIntegrals, NoClosedForm, derive_integrals, pieces
+
+#: The docs pages' accuracy grid: small enough to compute for every page in a few minutes.
+ACCURACY_RADII = (0.0, 0.1, 1.0, 10.0, 1e4)
+ACCURACY_BIASES = (-30.0, -1.0, 0.0, 1.0, 30.0)
+ACCURACY_DAMPINGS = (0.0, 1e-3)
+
+#: The plots: each quantity against t = b/r on PLOT_T, one line per radius in PLOT_RADII.
+PLOT_RADII = (0.1, 1.0, 10.0)
+PLOT_T = np.linspace(-6.0, 6.0, 241)
+PLOT_DAMPING = 1e-3
+PLOT_DPI = 100
+
+_LATEX_NAMES = {
+    fisher.A00: "A_{00}",
+    fisher.A0N: "A_{0n}",
+    fisher.ANN: "A_{nn}",
+    fisher.DAMPING: r"\lambda",
+    fisher.ABAR00: r"\bar{A}_{00}",
+    fisher.MEAN: "m_1",
+}
+_ACCURACY_HEADING = "## Accuracy against mpmath"
+_WHERE_PATTERN = re.compile(r"^- (\w+): (.*)$")
+
+
+def latex(expression: sp.Expr) -> str:
+    """``sympy.latex`` with the project's symbol names (A_{00}, λ, Ā00, m_1)."""
+    return sp.latex(expression, symbol_names=_LATEX_NAMES)
+
+
+def _cell(expression: sp.Expr) -> str:
+    """Inline math for a Markdown table cell: a bare '|' would end the cell."""
+    return "$" + latex(expression).replace("|", r"\vert ") + "$"
+
+
+def _interval_condition(lower: sp.Expr, upper: sp.Expr) -> str:
+    if lower == -sp.oo and upper == sp.oo:
+        return r"u \in \mathbb{R}"
+    if lower == -sp.oo:
+        return f"u < {latex(upper)}"
+    if upper == sp.oo:
+        return f"u > {latex(lower)}"
+    return f"{latex(lower)} < u < {latex(upper)}"
+
+
+def _cases(piece_list) -> str:
+    """Pieces (lower, upper, expression) as a LaTeX cases environment, or the one expression."""
+    if len(piece_list) == 1:
+        return latex(piece_list[0].expression)
+    rows = [
+        f"{latex(piece.expression)} & {_interval_condition(piece.lower, piece.upper)}"
+        for piece in piece_list
+    ]
+    return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
+
+
+def _display(left: str, right: str) -> str:
+    return f"$$\n{left} = {right}\n$$"
+
+
+#: About as many LaTeX characters as one displayed line holds at the page's width.
+_LINE_LENGTH = 200
+
+
+def _display_long(left: str, expression: sp.Expr) -> str:
+    """``left = expression``, broken into aligned lines of terms where it is too wide (MathJax
+    does not break lines). A long product is expanded into its terms first."""
+    text = latex(expression)
+    if len(text) <= _LINE_LENGTH:
+        return _display(left, text)
+    expanded = expression if expression.is_Add else sp.expand(expression)
+    if not expanded.is_Add:
+        return _display(left, text)
+    ordered = expanded.as_ordered_terms()
+    lines = [latex(ordered[0])]
+    for term in ordered[1:]:
+        negative = term.could_extract_minus_sign()
+        piece = ("- " if negative else "+ ") + latex(-term if negative else term)
+        if len(lines[-1]) + len(piece) > _LINE_LENGTH:
+            lines.append(piece)
+        else:
+            lines[-1] += " " + piece
+    body = " \\\\\n&\\quad ".join(lines)
+    return f"$$\n\\begin{{aligned}}\n{left} &= {body}\n\\end{{aligned}}\n$$"
+
+
+# --- the page ----------------------------------------------------------------------------
+
+
+def _activation_section(activation: Activation) -> list[str]:
+    derivative = sp.diff(activation.expression, U)
+    try:
+        derivative_pieces = pieces(derivative)
+    except ActivationError:
+        derivative_pieces = []
+    lines = [
+        "## The activation",
+        "",
+        _display(r"\varphi(u)", latex(activation.expression)),
+        "",
+        _display(
+            r"\varphi'(u)", _cases(derivative_pieces) if derivative_pieces else latex(derivative)
+        ),
+    ]
+    if len(derivative_pieces) > 1:
+        lines += [
+            "",
+            "φ' is undefined at its kinks, a set of measure zero for the Gaussian integrals.",
+        ]
+    return lines
+
+
+def _terms_section(integrals: GaussianIntegrals) -> list[str]:
+    lines = [
+        "## φ'² in Gaussian terms",
+        "",
+        "Split at its kinks, φ'(u)² is one smooth expression on each interval:"
+        if len(integrals.pieces) > 1
+        else "φ'(u)² is one smooth expression on the whole line:",
+        "",
+        _display(r"\varphi'(u)^2", _cases(integrals.pieces)),
+        "",
+        "Each nonzero piece is a sum of terms P(u)·exp(Q(u)), P a polynomial and Q a quadratic "
+        "q₂u² + q₁u + q₀. With u = rz + b and z ~ N(0, 1), completing the square turns a term "
+        "into exp(κ) times the normal density N(z; μ, 1/p), so its share of A00, A0n, Ann is a "
+        "moment of a truncated normal distribution "
+        "([the Gaussian-term method](../derivation.md#the-gaussian-term-method)):",
+        "",
+        "| interval of u | $P(u)$ | $Q(u)$ | $p = 1 - 2 q_2 r^2$ | $\\mu$ | $\\kappa$ |",
+        "|---|---|---|---|---|---|",
+    ]
+    for term in integrals.terms:
+        quadratic = sp.expand(term.q2 * U**2 + term.q1 * U + term.q0)
+        interval = f"$({latex(term.lower)}, {latex(term.upper)})$"
+        cells = (
+            sp.factor(term.polynomial_expr()),
+            quadratic,
+            term.precision,
+            term.mean,
+            sp.simplify(term.log_scale),
+        )
+        lines.append(f"| {interval} | " + " | ".join(map(_cell, cells)) + " |")
+    return lines
+
+
+def _closed_forms_section(integrals: GaussianIntegrals) -> list[str]:
+    A00, A0n, Ann = integrals.closed_forms
+    return [
+        "## Closed forms",
+        "",
+        "For r > 0, with u = rz + b and z ~ N(0, 1):",
+        "",
+        _display_long(r"A_{00} = \mathrm{E}\left[\varphi'(u)^2\right]", A00),
+        "",
+        _display_long(r"A_{0n} = \mathrm{E}\left[z\,\varphi'(u)^2\right]", A0n),
+        "",
+        _display_long(r"A_{nn} = \mathrm{E}\left[z^2\varphi'(u)^2\right]", Ann),
+        "",
+        "At r = 0 the kernels take A00 as the mean of the one-sided limits of φ'(b)², A0n = 0 "
+        "and Ann = A00 ([conventions](../derivation.md#conventions)).",
+    ]
+
+
+def _no_closed_form_section(activation: Activation, error: NoClosedForm) -> list[str]:
+    return [
+        "## No closed form",
+        "",
+        f"φ'(u)² does not split into Gaussian terms P(u)·exp(Q(u)): {error}. The generated "
+        f"module `generated/{activation.name}.py` evaluates A00, A0n and Ann with the numerical "
+        "scheme its docstring describes; the inverse coefficients below are the same, and the "
+        "accuracy table measures that scheme against mpmath.",
+    ]
+
+
+def _inverse_section() -> list[str]:
+    solved = fisher.inverse_coefficients()
+    stable = fisher.stable_inverse_coefficients()
+    names = {
+        fisher.ABAR00: r"\bar{A}_{00}",
+        fisher.X: "X",
+        fisher.Y: "Y",
+        fisher.Z: "Z",
+    }
+    lines = [
+        "## Inverse coefficients",
+        "",
+        "The same for every activation: solved by `fisher_sym.fisher.inverse_coefficients()` from "
+        "(G + λI)·M = I in the dyadic algebra, with",
+        "",
+        "$$",
+        r"(G + \lambda I)^{-1} = \bar{A}_{00} I + X \hat{w}\hat{w}^\top"
+        r" + Y (e_0 \hat{w}^\top + \hat{w} e_0^\top) + Z e_0 e_0^\top,",
+        "$$",
+        "",
+    ]
+    for symbol, name in names.items():
+        lines += [_display(name, latex(solved[symbol])), ""]
+    lines += [
+        "The kernels evaluate them in the form of `stable_inverse_coefficients()`, where "
+        "s = A00 + λ, a = A00/s, l = λ/s, m1 = A0n/A00, v = Ann/A00 − m1² and q = 1 − v "
+        "([why](../derivation.md#the-numerically-stable-form)):",
+        "",
+    ]
+    for symbol, name in names.items():
+        lines += [_display(name, latex(stable[symbol])), ""]
+    return lines[:-1]
+
+
+def _grid_text(values: Iterable[float]) -> str:
+    return "{" + ", ".join(f"{value:g}" for value in values) + "}"
+
+
+def compute_accuracy_rows(activation: Activation) -> dict[str, report.Worst]:
+    """``report.accuracy`` of ``generated.<name>`` on the docs grid (slow: mpmath at 40 digits)."""
+    return report.accuracy(
+        activation.name, activation.expression, ACCURACY_RADII, ACCURACY_BIASES, ACCURACY_DAMPINGS
+    )
+
+
+def _accuracy_section(activation: Activation, rows: dict[str, report.Worst]) -> list[str]:
+    lines = [
+        _ACCURACY_HEADING,
+        "",
+        f"`fisher_sym.report.accuracy` compares `generated.{activation.name}` with the mpmath "
+        "reference of `fisher_sym.reference` on the grid",
+        f"r ∈ {_grid_text(ACCURACY_RADII)} × b ∈ {_grid_text(ACCURACY_BIASES)}, and for "
+        f"Abar00, X, Y, Z also damping ∈ {_grid_text(ACCURACY_DAMPINGS)}. Each entry is the "
+        "largest relative error over the grid points where the true value is a normal double "
+        "(`python -m derive --report` runs the same comparison on a larger grid).",
+        "",
+        report.format_table({activation.name: rows}),
+        "",
+        "Where each largest error occurs:",
+        "",
+    ]
+    lines += [f"- {quantity}: {rows[quantity].where}" for quantity in report.QUANTITIES]
+    skipped = sorted({point for entry in rows.values() for point in entry.skipped})
+    if skipped:
+        lines += [
+            "",
+            f"Grid points without an mpmath reference within {report.REFERENCE_TIME_LIMIT:g} s "
+            f"(left out of the table): {'; '.join(skipped)}.",
+        ]
+    return lines
+
+
+def read_accuracy_rows(page: str) -> dict[str, report.Worst]:
+    """The accuracy rows recorded in a rendered page (the inverse of ``_accuracy_section``)."""
+    _, found, section = page.partition(_ACCURACY_HEADING)
+    if not found:
+        raise ValueError("the page has no accuracy section")
+    table_row = next(
+        line
+        for line in section.splitlines()
+        if line.startswith("| ") and "|---" not in line and not line.startswith("| activation ")
+    )
+    errors = [float(cell) for cell in table_row.strip("| ").split(" | ")[1:]]
+    where = dict(
+        match.groups() for match in map(_WHERE_PATTERN.match, section.splitlines()) if match
+    )
+    return {
+        quantity: report.Worst(error, where[quantity])
+        for quantity, error in zip(report.QUANTITIES, errors, strict=True)
+    }
+
+
+def _plots_section(activation: Activation) -> list[str]:
+    return [
+        "## Plots",
+        "",
+        f"What `generated.{activation.name}` computes against t = b/r, for r ∈ "
+        f"{_grid_text(PLOT_RADII)}.",
+        "",
+        f"![A00, A0n, Ann against t = b/r]({activation.name}_blocks.png)",
+        "",
+        f"The inverse coefficients with damping λ = {PLOT_DAMPING:g}, on an asinh axis (linear "
+        "near 0, logarithmic beyond ±1, for either sign):",
+        "",
+        f"![Abar00, X, Y, Z against t = b/r]({activation.name}_inverse.png)",
+    ]
+
+
+def render_activation_page(
+    activation: Activation, accuracy_rows: dict[str, report.Worst] | None = None
+) -> str:
+    """The Markdown page of ``activation``; ``accuracy_rows`` (as ``report.accuracy`` returns
+    them) are computed on the docs grid when not given."""
+    if accuracy_rows is None:
+        accuracy_rows = compute_accuracy_rows(activation)
+    try:
+        integrals = derive_integrals(activation.expression)
+        derivation = _terms_section(integrals) + [""] + _closed_forms_section(integrals)
+        path = "closed form"
+    except NoClosedForm as error:
+        derivation = _no_closed_form_section(activation, error)
+        path = "numerical"
+    sections = [
+        [
+            f"# {activation.name}",  # first, so that MkDocs takes it as the page title
+            "",
+            f"<!-- Generated by fisher_sym.docs from the derivation of `{activation.name}`. "
+            f"Do not edit by hand: regenerate with `{activation.command} --docs`. -->",
+            "",
+            f"{activation.summary}. Kernels: `generated/{activation.name}.py`, made by "
+            f"`{activation.command}`; derivation path: {path}.",
+        ],
+        _activation_section(activation),
+        derivation,
+        _inverse_section(),
+        _accuracy_section(activation, accuracy_rows),
+        _plots_section(activation),
+    ]
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+
+
+# --- the plots -------------------------------------------------------------------------------
+
+
+def _figure_bytes(figure) -> bytes:
+    """PNG bytes without the metadata that would vary between runs or versions."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=PLOT_DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _signed_log_axis(ax, largest: float) -> None:
+    """asinh y axis (linear near 0, logarithmic beyond ±1) with ticks at 0 and ±10^k only:
+    matplotlib's own asinh ticks crowd around 0, and so do ±1 when the data reach ±100."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_yscale("asinh", linear_width=1.0)
+    smallest_power = 1 if largest >= 100.0 else 0
+    ticks = [0.0] + [sign * 10.0**k for k in range(smallest_power, 9) for sign in (1.0, -1.0)]
+    ax.yaxis.set_major_locator(FixedLocator(sorted(ticks)))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+    def label(value, _position):
+        if value == 0.0:
+            return "0"
+        sign = "-" if value < 0 else ""
+        return f"${sign}10^{{{round(np.log10(abs(value)))}}}$"
+
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+
+
+def _plot(names: tuple[str, ...], curves, shape: tuple[int, int], size, signed_log: bool) -> bytes:
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()  # a user's matplotlibrc must not change the committed bytes
+        figure = Figure(figsize=size, layout="constrained")
+        axes = figure.subplots(*shape, sharex=True, squeeze=False).ravel()
+        for index, (ax, name) in enumerate(zip(axes, names, strict=True)):
+            # Distinct line styles: where the radius does not matter (ReLU) the curves coincide.
+            for (r, values), style in zip(curves, ("-", "--", ":"), strict=True):
+                ax.plot(PLOT_T, values[index], style, label=f"r = {r:g}", linewidth=1.4)
+            ax.set_title(name)
+            ax.set_xticks(np.arange(PLOT_T[0], PLOT_T[-1] + 1, 2))
+            if ax.get_subplotspec().is_last_row():
+                ax.set_xlabel("t = b/r")
+            ax.grid(True, linewidth=0.4, alpha=0.5)
+            if signed_log:
+                _signed_log_axis(ax, max(np.max(np.abs(values[index])) for _, values in curves))
+        handles, labels = axes[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside upper center", ncols=len(labels))
+        return _figure_bytes(figure)
+
+
+def render_plots(activation: Activation) -> dict[str, bytes]:
+    """{file name: PNG bytes} of the blocks and the inverse coefficients against t = b/r."""
+    module = importlib.import_module(f"generated.{activation.name}")
+    blocks, inverse = [], []
+    for r in PLOT_RADII:
+        radius, bias = np.full_like(PLOT_T, r), PLOT_T * r
+        blocks.append((r, module.fisher_blocks(radius, bias)))
+        inverse.append((r, module.inverse_coefficients(radius, bias, damping=PLOT_DAMPING)))
+    return {
+        f"{activation.name}_blocks.png": _plot(
+            ("A00", "A0n", "Ann"), blocks, (1, 3), (10, 3.2), False
+        ),
+        f"{activation.name}_inverse.png": _plot(
+            ("Abar00", "X", "Y", "Z"), inverse, (2, 2), (8, 6), True
+        ),
+    }
+
+
+# --- writing and checking ----------------------------------------------------------------------
+
+
+def render_docs(
+    activation: Activation, accuracy_rows: dict[str, report.Worst] | None = None
+) -> dict[str, str | bytes]:
+    """{file name: content} of one activation's documentation: the page (text), the plots."""
+    page = render_activation_page(activation, accuracy_rows)
+    return {f"{activation.name}.md": page, **render_plots(activation)}
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """``emit.write_atomically`` for bytes: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _differs(path: Path, content: str | bytes) -> bool:
+    if not path.exists():
+        return True
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    return path.read_bytes() != data
+
+
+def write_docs(activations: Iterable[Activation], folder: Path) -> list[Path]:
+    """Render every activation's page and plots into ``folder``; write (atomically) only the
+    files that differ, and return their paths. Computes the accuracy tables: slow."""
+    written = []
+    for activation in activations:
+        for filename, content in render_docs(activation).items():
+            path = Path(folder) / filename
+            if not _differs(path, content):
+                continue
+            if isinstance(content, str):
+                write_atomically(path, content)
+            else:
+                write_bytes_atomically(path, content)
+            written.append(path)
+    return written
+
+
+def stale_docs(
+    activations: Iterable[Activation], folder: Path, *, recompute_accuracy: bool = True
+) -> list[Path]:
+    """The files in ``folder`` that are missing or differ from a fresh rendering.
+
+    With ``recompute_accuracy=False`` each page is re-rendered with the accuracy rows it
+    records (everything else is derived afresh), which takes seconds instead of minutes.
+    """
+    stale = []
+    for activation in activations:
+        page = Path(folder) / f"{activation.name}.md"
+        rows = None
+        if not recompute_accuracy:
+            if not page.exists():
+                stale.append(page)
+                continue
+            rows = read_accuracy_rows(page.read_text(encoding="utf-8"))
+        for filename, content in render_docs(activation, rows).items():
+            if _differs(Path(folder) / filename, content):
+                stale.append(Path(folder) / filename)
+    return stale
