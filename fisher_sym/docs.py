@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import importlib
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -428,21 +426,6 @@ def render_docs(
     return {f"{activation.name}.md": page, **render_plots(activation)}
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """``emit.write_atomically`` for bytes: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _differs(path: Path, content: str | bytes) -> bool:
     if not path.exists():
         return True
@@ -459,10 +442,7 @@ def write_docs(activations: Iterable[Activation], folder: Path) -> list[Path]:
             path = Path(folder) / filename
             if not _differs(path, content):
                 continue
-            if isinstance(content, str):
-                write_atomically(path, content)
-            else:
-                write_bytes_atomically(path, content)
+            write_atomically(path, content)
             written.append(path)
     return written
 

@@ -372,9 +372,9 @@ def inverse_coefficients_of(phi, r, b, damping=0, dps: int = 40, max_dps: int = 
     The coefficients can be ill-conditioned functions of (A00, A0n, Ann): for ReLU at
     t = b/r = 20, A00 and Ann both equal 1 to 86 digits and X depends on their difference.
     So after computing the blocks at ``digits`` digits, the coefficients' sensitivity to a
-    relative change of 10^-digits in each block is measured; while it exceeds 10^-(dps-10)
-    (the coefficients would have fewer than dps − 10 correct digits) the blocks are
-    recomputed with twice the digits. Coefficients outside the range of doubles
+    relative change of 10^-digits in each block is measured; while it exceeds 10^-(dps/2)
+    (the coefficients would have fewer than dps/2 correct digits, 20 by default — ample for
+    checking doubles) the blocks are recomputed with twice the digits. Coefficients outside the range of doubles
     (below 1e-320 or above 1e309 in magnitude) are not held to this. At r = 0 the direction-average
     convention gives (1/(gbar + damping), 0, 0, 0).
     """
@@ -397,7 +397,7 @@ def inverse_coefficients_of(phi, r, b, damping=0, dps: int = 40, max_dps: int = 
                     # Only coefficients a double can hold need relative accuracy.
                     if mpmath.mpf("1e-320") <= abs(c) <= mpmath.mpf("1e309"):
                         sensitivity = max(sensitivity, abs(a - c) / abs(c))
-            if sensitivity <= mpmath.mpf(10) ** -(dps - 10):
+            if sensitivity <= mpmath.mpf(10) ** -(dps // 2):
                 with mpmath.workdps(dps):
                     return tuple(+c for c in current)
         digits *= 2

@@ -1,10 +1,18 @@
 """The activation-independent part of a generated module: the public API and the layer loops.
 
 Everything here calls ``_tilted_moments(r, b)`` and ``_coefficients(r, b, damping)``, which
-the backend renders above it for each activation.
+the backend renders above it for each activation. ``LAYER_API`` is the CPU part followed by
+the GPU part (``cuda_template.CUDA_API``), so a backend that appends ``LAYER_API`` emits both.
+
+The layer kernels are one pass over memory: each unit's row of W and grad_W is read once
+(three float64 sums: |w|², w·g, |g|²), its coefficients are evaluated, and the row is written
+while it is still in cache. The checks that would need a second pass (non-finite values in W
+or grad_W, overflow of the result) are folded into that pass: see ``_row_sums``.
 """
 
-LAYER_API = '''\
+from fisher_sym.codegen.cuda_template import CUDA_API
+
+CPU_LAYER_API = '''\
 @numba.njit(cache=True)
 def _fisher_blocks_kernel(r, b):
     A00 = np.empty(r.size)
@@ -26,38 +34,169 @@ def _inverse_coefficients_kernel(r, b, damping):
     return out
 
 
-@numba.njit(parallel=True, cache=True)
-def _natural_gradient_kernel(W, b, grad_W, grad_b, damping, nat_W, nat_b, row_is_finite):
-    """Per unit i: (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i]).
+# Row status codes written by the layer kernels (see runtime.raise_for_row_status).
+_ROW_OK = 0
+_ROW_W_NOT_FINITE = 1
+_ROW_GRAD_W_NOT_FINITE = 2
+_ROW_B_NOT_FINITE = 3
+_ROW_GRAD_B_NOT_FINITE = 4
+_ROW_OVERFLOW = 5
 
-    With ŵ·g = (w·grad_w)/r the update is
-        nat_w = Abar00·grad_w + (X·(ŵ·g) + Y·grad_b)·w/r,
-        nat_b = Abar00·grad_b + Y·(ŵ·g) + Z·grad_b.
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _row_sums(w, g):
+    """(Σ w², Σ w·g, Σ g²) over one row, accumulated in float64 whatever the arrays' dtype.
+
+    ``reassoc`` lets LLVM split each sum into independent vector-width partial sums, so the
+    loop runs in SIMD registers instead of one dependent scalar add per element (numba leaves
+    LLVM's SLP vectoriser off, so explicitly unrolled partial sums would stay scalar), and
+    ``contract`` lets it fuse each product into its sum (FMA). No other fast-math flag: this
+    changes only the rounding of the float64 sums (their order, and one rounding less per
+    term), far below float32 resolution. NaN and ±inf still propagate (no nnan/ninf), and
+    a non-finite w_j or g_j always makes Σ w² or Σ w·g non-finite (w_j·NaN = NaN, 0·inf = NaN,
+    inf − inf = NaN): the inputs' finiteness check costs no extra pass (``_first_non_finite``
+    then says which array, on such a row only).
     """
-    m, n = W.shape
-    for i in numba.prange(m):
-        norm_squared = 0.0
-        dot = 0.0
-        for j in range(n):
-            w = np.float64(W[i, j])
-            norm_squared += w * w
-            dot += w * np.float64(grad_W[i, j])
-        r = math.sqrt(norm_squared)
-        Abar00, X, Y, Z = _coefficients(r, np.float64(b[i]), damping)
-        g_b = np.float64(grad_b[i])
-        if r > 0.0:
-            w_hat_dot_g = dot / r
-            along_w = (X * w_hat_dot_g + Y * g_b) / r
-            nat_b[i] = Abar00 * g_b + Y * w_hat_dot_g + Z * g_b
-        else:
-            along_w = 0.0
-            nat_b[i] = Abar00 * g_b
-        # 0·x is 0 for finite x and NaN for ±inf or NaN: a check that cannot overflow itself.
-        check = nat_b[i] * 0.0
-        for j in range(n):
-            nat_W[i, j] = Abar00 * np.float64(grad_W[i, j]) + along_w * np.float64(W[i, j])
-            check += nat_W[i, j] * 0.0
-        row_is_finite[i] = check == 0.0
+    ww = 0.0
+    wg = 0.0
+    gg = 0.0
+    for j in range(w.size):
+        x = np.float64(w[j])
+        y = np.float64(g[j])
+        ww += x * x
+        wg += x * y
+        gg += y * y
+    return ww, wg, gg
+
+
+@numba.njit(cache=True)
+def _write_natural_gradient(w, g, out, Abar00, along_w):
+    """out = Abar00·g + along_w·w, in float64, stored in out's dtype."""
+    for j in range(w.size):
+        out[j] = Abar00 * g[j] + along_w * w[j]
+
+
+@numba.njit(cache=True)
+def _write_step(w, g, lr, Abar00, along_w):
+    """In place w = w − lr·(Abar00·g + along_w·w), in float64, stored in w's dtype: the
+    out-of-place update's formula, so the two agree to rounding."""
+    for j in range(w.size):
+        w[j] = w[j] - lr * (Abar00 * g[j] + along_w * w[j])
+
+
+@numba.njit(cache=True)
+def _first_non_finite(w, g):
+    """_ROW_W_NOT_FINITE or _ROW_GRAD_W_NOT_FINITE if that row holds a NaN or ±inf, else _ROW_OK."""
+    for j in range(w.size):
+        if not math.isfinite(w[j]):
+            return _ROW_W_NOT_FINITE
+    for j in range(g.size):
+        if not math.isfinite(g[j]):
+            return _ROW_GRAD_W_NOT_FINITE
+    return _ROW_OK
+
+
+@numba.njit(cache=True)
+def _row_coefficients(ww, wg, b, g_b, damping):
+    """(r, Abar00, along_w, nat_b) of one unit from its row sums, all float64.
+
+    With ŵ·g = (w·grad_w)/r the unit's natural gradient is
+        nat_w = Abar00·grad_w + along_w·w,    along_w = (X·(ŵ·g) + Y·grad_b)/r,
+        nat_b = Abar00·grad_b + Y·(ŵ·g) + Z·grad_b,
+    and at r = 0 (no direction) nat_w = Abar00·grad_w, nat_b = Abar00·grad_b.
+    """
+    r = math.sqrt(ww)
+    Abar00, X, Y, Z = _coefficients(r, b, damping)
+    if r > 0.0:
+        w_hat_dot_g = wg / r
+        along_w = (X * w_hat_dot_g + Y * g_b) / r
+        nat_b = Abar00 * g_b + Y * w_hat_dot_g + Z * g_b
+    else:
+        along_w = 0.0
+        nat_b = Abar00 * g_b
+    return r, Abar00, along_w, nat_b
+
+
+@numba.njit(cache=True)
+def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limit, cast_limit):
+    """(status, mode, Abar00, along_w, value_b) of one unit from its row sums (float64).
+
+    ``w_check``/``g_check`` are NaN iff the row of W/grad_W holds a NaN or ±inf, else 0.
+    value_b is nat_b, or b − lr·nat_b for a step. mode 1: every entry of the row is certainly
+    finite, write it unchecked (the bound |Abar00|·|grad_w| + |along_w|·|w| on each entry, plus
+    |w| for a step, is at most ``limit``, half the dtype's largest value); mode 2: near
+    overflow, compute the row, write it only if every entry is finite (it rounds to a finite
+    value of the dtype: below ``cast_limit``); mode 0: do not write (status says why).
+    """
+    if not w_check == 0.0:
+        return _ROW_W_NOT_FINITE, 0, 0.0, 0.0, 0.0
+    if not g_check == 0.0:
+        return _ROW_GRAD_W_NOT_FINITE, 0, 0.0, 0.0, 0.0
+    if not math.isfinite(b_i):
+        return _ROW_B_NOT_FINITE, 0, 0.0, 0.0, 0.0
+    if not math.isfinite(g_b):
+        return _ROW_GRAD_B_NOT_FINITE, 0, 0.0, 0.0, 0.0
+    r, Abar00, along_w, nat_b = _row_coefficients(ww, wg, b_i, g_b, damping)
+    bound = abs(Abar00) * math.sqrt(gg) + abs(along_w) * r
+    value_b = nat_b
+    if step:
+        bound = r + abs(lr) * bound
+        value_b = b_i - lr * nat_b
+    if not (math.isfinite(nat_b) and abs(value_b) < cast_limit):
+        return _ROW_OVERFLOW, 0, 0.0, 0.0, 0.0
+    if bound <= limit:  # False for NaN
+        return _ROW_OK, 1, Abar00, along_w, value_b
+    return _ROW_OK, 2, Abar00, along_w, value_b
+
+
+@numba.njit(parallel=True, cache=True)
+def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit, nat_W, nat_b, status):
+    """Per unit i (parallel over units): status[i], and
+    (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
+    or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b unused)   (step True).
+
+    One read of W[i] and grad_W[i] from memory (``_row_sums``), the unit's coefficients, then
+    one fused write of the row while it is in cache: the memory traffic of one triad.
+    """
+    for i in numba.prange(W.shape[0]):
+        w = W[i]
+        g = grad_W[i]
+        ww, wg, gg = _row_sums(w, g)
+        w_check = 0.0
+        g_check = 0.0
+        if not (math.isfinite(ww) and math.isfinite(wg)):
+            bad = _first_non_finite(w, g)
+            if bad == _ROW_W_NOT_FINITE:
+                w_check = math.nan
+            elif bad == _ROW_GRAD_W_NOT_FINITE:
+                g_check = math.nan
+        code, mode, Abar00, along_w, value_b = _row_head(
+            ww, wg, gg, w_check, g_check, np.float64(b[i]), np.float64(grad_b[i]),
+            damping, lr, step, limit, cast_limit,
+        )
+        status[i] = code
+        if mode == 1:
+            if step:
+                _write_step(w, g, lr, Abar00, along_w)
+                b[i] = value_b
+            else:
+                _write_natural_gradient(w, g, nat_W[i], Abar00, along_w)
+                nat_b[i] = value_b
+        elif mode == 2:
+            row = np.empty_like(w)
+            finite = True
+            for j in range(w.size):
+                nat = Abar00 * g[j] + along_w * w[j]
+                row[j] = w[j] - lr * nat if step else nat
+                finite = finite and math.isfinite(nat) and math.isfinite(row[j])
+            if not finite:
+                status[i] = _ROW_OVERFLOW
+            elif step:
+                w[:] = row
+                b[i] = value_b
+            else:
+                nat_W[i] = row
+                nat_b[i] = value_b
 
 
 def fisher_blocks(r, b):
@@ -83,22 +222,60 @@ def inverse_coefficients(r, b, damping=0.0):
     return _shaped(tuple(out), r.shape)
 
 
-def natural_gradient(W, b, grad_W, grad_b, damping=0.0):
+def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     """Unit-wise natural gradient of a layer: per unit i, (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i]).
 
     W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. Returns (nat_W, nat_b) in
-    the input dtype; the coefficients are computed in float64. Raises ValueError/TypeError on
-    bad input before any work, and FloatingPointError if a unit's result overflows (a
-    numerically singular block: use damping > 0).
+    the input dtype; the coefficients and the row sums are computed in float64. One pass over
+    W and grad_W, parallel over units.
+
+    ``out``: optional tuple (nat_W, nat_b) of preallocated C-contiguous, writeable arrays of the
+    right shapes and dtype, not overlapping the inputs; they are filled in place and returned
+    (no allocation per call). After an exception their contents are unspecified.
+
+    Raises ValueError/TypeError on bad input (shapes, dtypes, ``out``, damping, non-finite
+    values) without touching the inputs, and FloatingPointError naming the units whose result
+    overflows (a numerically singular block: use damping > 0). Shapes, dtypes and b, grad_b are
+    checked before any kernel runs; non-finite values in W and grad_W are detected inside the
+    kernel's single pass, so checking them costs no second pass over memory.
     """
     damping = runtime.check_damping(damping)
-    W, b, grad_W, grad_b = runtime.check_layer_arguments(W, b, grad_W, grad_b)
-    nat_W = np.empty_like(W)
-    nat_b = np.empty_like(b)
-    row_is_finite = np.empty(W.shape[0], dtype=np.bool_)
-    _natural_gradient_kernel(W, b, grad_W, grad_b, damping, nat_W, nat_b, row_is_finite)
-    runtime.raise_if_not_finite(row_is_finite)
+    W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+    if out is None:
+        nat_W = np.empty_like(W)
+        nat_b = np.empty_like(b)
+    else:
+        nat_W, nat_b = runtime.check_out(out, W, b, (W, b, grad_W, grad_b))
+    status = np.empty(W.shape[0], dtype=np.uint8)
+    limit, cast_limit = runtime.overflow_limits(W.dtype)
+    _layer_kernel(W, b, grad_W, grad_b, damping, 0.0, False, limit, cast_limit, nat_W, nat_b,
+                  status)
+    runtime.raise_for_row_status(status)
     return nat_W, nat_b
+
+
+def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
+    """In place: W -= lr·nat_W and b -= lr·nat_b, the unit-wise natural-gradient step.
+
+    The same computation as ``natural_gradient`` with the update fused into its single pass:
+    one read of W and grad_W and one write of W, the memory traffic of a plain SGD step.
+    W and b must be C-contiguous, writeable arrays (they are updated in place, and returned);
+    grad_W and grad_b must not overlap them. ``lr`` must be a finite real number. Returns
+    (W, b).
+
+    Bad arguments (shapes, dtypes, lr, damping, non-finite b or grad_b) raise ValueError or
+    TypeError before anything is written. A unit whose row of W or grad_W holds a NaN or ±inf
+    (ValueError), or whose update overflows (FloatingPointError), is left unchanged and named
+    in the exception; the other units have then been updated.
+    """
+    lr = runtime.check_learning_rate(lr)
+    damping = runtime.check_damping(damping)
+    W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+    status = np.empty(W.shape[0], dtype=np.uint8)
+    limit, cast_limit = runtime.overflow_limits(W.dtype)
+    _layer_kernel(W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status)
+    runtime.raise_for_row_status(status, step=True)
+    return W, b
 
 
 def _shaped(arrays, shape):
@@ -106,3 +283,5 @@ def _shaped(arrays, shape):
         return tuple(float(array[0]) for array in arrays)
     return tuple(array.reshape(shape) for array in arrays)
 '''
+
+LAYER_API = CPU_LAYER_API + "\n\n" + CUDA_API

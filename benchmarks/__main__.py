@@ -1,0 +1,267 @@
+"""python -m benchmarks: time the ReLU layer kernels against the memory-bandwidth bound and
+against the other ways to do the same update. Prints Markdown tables (see docs/benchmarks.md).
+
+Every contender is timed on the same arrays in the same run, round-robin (one call of each
+in turn, repeated), so that a background load shifts them alike; each time is the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numba
+import numpy as np
+
+from benchmarks import kernels
+from generated import relu
+
+SHAPES = ((256, 256), (1024, 1024), (4096, 4096), (1024, 16384))
+DTYPES = (np.float64, np.float32)
+DAMPING = 1e-3
+LR = 1e-6
+
+
+STATISTIC = {"median": statistics.median, "min": min}
+SUMMARY = statistics.median
+
+
+def timed(contenders, min_time, max_repeats):
+    """Seconds per call of each contender (a dict name -> zero-argument callable): the median
+    (or ``--statistic``) over round-robin repeats, after one warm-up call of each."""
+    for function in contenders.values():
+        function()  # warm-up (compilation, page faults of fresh buffers)
+    times = {name: [] for name in contenders}
+    start = time.perf_counter()
+    repeats = 0
+    while repeats < max_repeats and (repeats < 5 or time.perf_counter() - start < min_time):
+        for name, function in contenders.items():
+            begin = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - begin)
+        repeats += 1
+    return {name: SUMMARY(values) for name, values in times.items()}
+
+
+def layer(m, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((m, n)) / np.sqrt(n)).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    grad_W = rng.standard_normal((m, n)).astype(dtype)
+    grad_b = rng.standard_normal(m).astype(dtype)
+    return W, b, grad_W, grad_b
+
+
+def cpu_row(m, n, dtype, min_time, max_repeats):
+    """Every CPU contender on one layer, and the hand-written NumPy version's disagreement."""
+    W, b, grad_W, grad_b = layer(m, n, dtype)
+    itemsize = np.dtype(dtype).itemsize
+    nat_W, nat_b = np.empty_like(W), np.empty_like(b)
+    W_step, b_step = W.copy(), b.copy()
+    W_sgd, W_np = W.copy(), W.copy()
+    a, x, y = np.empty(m * n, dtype), W.ravel().copy(), grad_W.ravel().copy()
+    scalar = dtype(0.5)
+    lr = dtype(LR)
+    contenders = {
+        "triad": lambda: kernels.triad(a, x, y, scalar),
+        "nat_out": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING, out=(nat_W, nat_b)),
+        "nat_alloc": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING),
+        "step": lambda: relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, LR, DAMPING),
+        "sgd_numba": lambda: kernels.sgd_step(W_sgd, grad_W, lr),
+        "sgd_numpy": lambda: kernels.numpy_sgd_step(W_np, grad_W, lr),
+        "numpy_closed_form": lambda: kernels.numpy_relu_natural_gradient(
+            W, b, grad_W, grad_b, DAMPING
+        ),
+    }
+    t = timed(contenders, min_time, max_repeats)
+    # The hand-written NumPy version must agree (relative to each row's largest entry).
+    numpy_W, _ = kernels.numpy_relu_natural_gradient(W, b, grad_W, grad_b, DAMPING)
+    ours_W, _ = relu.natural_gradient(W, b, grad_W, grad_b, DAMPING)
+    scale = np.abs(ours_W.astype(np.float64)).max(axis=1, keepdims=True)
+    disagreement = float(np.max(np.abs(numpy_W - ours_W) / scale))
+    bandwidth = 3 * m * n * itemsize / t["triad"]
+    return {"m": m, "n": n, "dtype": np.dtype(dtype).name, "bandwidth": bandwidth,
+            "disagreement": disagreement, **t}
+
+
+def cpu_rows(min_time, max_repeats, shapes):
+    rows = []
+    for m, n in shapes:
+        for dtype in DTYPES:
+            rows.append(cpu_row(m, n, dtype, min_time, max_repeats))
+            print(".", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return rows
+
+
+def dense_row(m, n, min_time, max_repeats):
+    W, b, grad_W, grad_b = layer(m, n, np.float64)
+    G = kernels.relu_dense_blocks(W, b, DAMPING)
+    nat_W, nat_b = np.empty_like(W), np.empty_like(b)
+    t = timed(
+        {
+            "dense_solve": lambda: kernels.dense_solve(G, grad_W, grad_b),
+            "dense_build_and_solve": lambda: kernels.dense_solve(
+                kernels.relu_dense_blocks(W, b, DAMPING), grad_W, grad_b
+            ),
+            "nat_out": lambda: relu.natural_gradient(
+                W, b, grad_W, grad_b, DAMPING, out=(nat_W, nat_b)
+            ),
+        },
+        min_time,
+        max_repeats,
+    )
+    want = kernels.dense_solve(G, grad_W, grad_b)
+    got = relu.natural_gradient(W, b, grad_W, grad_b, DAMPING)
+    error = max(np.abs(got[0] - want[0]).max(), np.abs(got[1] - want[1]).max())
+    return {"m": m, "n": n, "error": error, **t}
+
+
+def dense_rows(min_time, max_repeats, m=256, widths=(32, 64, 128, 256)):
+    return [dense_row(m, n, min_time, max_repeats) for n in widths]
+
+
+def gpu_line(cuda, m, n, dtype, min_time, max_repeats):
+    W, b, grad_W, grad_b = (cuda.to_device(a) for a in layer(m, n, dtype))
+    nat = (cuda.device_array_like(W), cuda.device_array_like(b))
+    copy = cuda.device_array_like(W)
+
+    def synchronised(function):
+        def run():
+            function()
+            cuda.synchronize()
+
+        return run
+
+    t = timed(
+        {
+            "copy": synchronised(lambda: copy.copy_to_device(W)),
+            "nat": synchronised(
+                lambda: relu.natural_gradient_cuda(W, b, grad_W, grad_b, DAMPING, out=nat)
+            ),
+            "step": synchronised(
+                lambda: relu.natural_gradient_step_cuda(W, b, grad_W, grad_b, LR, DAMPING)
+            ),
+        },
+        min_time,
+        max_repeats,
+    )
+    itemsize = np.dtype(dtype).itemsize
+    bandwidth = 2 * m * n * itemsize / t["copy"]  # a copy reads and writes each element
+    bound = 3 * m * n * itemsize / bandwidth
+    path = "fused" if relu._CUDA["device_coefficients"] else "two kernels"
+    return (
+        f"| {m} × {n} | {np.dtype(dtype).name} | {bandwidth / 1e9:.0f} | {t['nat'] * 1e3:.3f} | "
+        f"{bound / t['nat']:.2f} | {t['step'] * 1e3:.3f} | {bound / t['step']:.2f} | {path} |"
+    )
+
+
+def gpu_report(min_time, max_repeats, shapes):
+    """GPU kernels against the device-to-device copy bandwidth, or why they are skipped."""
+    try:
+        from numba import cuda
+    except ImportError:
+        return ("GPU: skipped (numba's CUDA target is not installed: "
+                "pip install 'fisher_sym[cuda]').")
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return "GPU: skipped (NUMBA_ENABLE_CUDASIM=1: the simulator is not timed)."
+    if not cuda.is_available():
+        return "GPU: skipped (no CUDA GPU: numba.cuda.is_available() is False)."
+    lines = [
+        "| m × n | dtype | copy GB/s | natural_gradient_cuda ms | of bound | step_cuda ms | "
+        "of bound | path |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m, n in shapes:
+        for dtype in DTYPES:
+            lines.append(gpu_line(cuda, m, n, dtype, min_time, max_repeats))
+    return "\n".join(lines)
+
+
+def machine():
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = {
+            key.strip(): value.strip()
+            for key, value in (line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+        }
+        cpu = (f"{fields.get('Model name', '?')}, {fields.get('CPU(s)', '?')} CPU(s), "
+               f"L2 {fields.get('L2 cache', '?')}, L3 {fields.get('L3 cache', '?')}")
+    except (OSError, subprocess.CalledProcessError):
+        cpu = platform.processor() or "?"
+    return (
+        f"{cpu}; {platform.system()} {platform.release()}; Python {platform.python_version()}, "
+        f"NumPy {np.__version__}, numba {numba.__version__} "
+        f"({numba.get_num_threads()} threads, threading layer {numba.threading_layer()})"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--min-time", type=float, default=1.0,
+                        help="seconds to keep repeating each size (default 1)")
+    parser.add_argument("--max-repeats", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="only the two smaller shapes")
+    parser.add_argument("--statistic", choices=sorted(STATISTIC), default="median",
+                        help="how the repeats of each contender are summarised (default median)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="numba threads for every parallel kernel (default: all)")
+    arguments = parser.parse_args(argv)
+    global SUMMARY
+    SUMMARY = STATISTIC[arguments.statistic]
+    if arguments.threads:
+        numba.set_num_threads(arguments.threads)
+    shapes = SHAPES[:2] if arguments.quick else SHAPES
+    rows = cpu_rows(arguments.min_time, arguments.max_repeats, shapes)
+
+    print(f"Machine: {machine()}\n")
+    print(f"Contenders on the same arrays, relu, damping {DAMPING}; {arguments.statistic} ms "
+          "per call. "
+          "bound = 3·m·n·itemsize / triad bandwidth (= the triad's own time);")
+    print("of bound = bound / time; step/SGD = natural_gradient_step over the plain SGD step; "
+          f"NumPy× = hand-written NumPy closed form (erfc: {kernels.ERFC_SOURCE}) over "
+          "natural_gradient(out=).\n")
+    print("| m × n | dtype | triad GB/s | natural_gradient(out=) ms | of bound | "
+          "natural_gradient (allocating) ms | step ms | SGD numba ms | step/SGD numba | "
+          "SGD NumPy ms | step/SGD NumPy | NumPy closed form ms | NumPy× | NumPy agrees to |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        ms = {key: value * 1e3 for key, value in row.items() if isinstance(value, float)}
+        print(
+            f"| {row['m']} × {row['n']} | {row['dtype']} | {row['bandwidth'] / 1e9:.1f} | "
+            f"{ms['nat_out']:.3f} | {row['triad'] / row['nat_out']:.2f} | {ms['nat_alloc']:.3f} | "
+            f"{ms['step']:.3f} | {ms['sgd_numba']:.3f} | {row['step'] / row['sgd_numba']:.2f} | "
+            f"{ms['sgd_numpy']:.3f} | {row['step'] / row['sgd_numpy']:.2f} | "
+            f"{ms['numpy_closed_form']:.3f} | {row['numpy_closed_form'] / row['nat_out']:.1f} | "
+            f"{row['disagreement']:.0e} |"
+        )
+
+    print("\nExact per-unit inverse by a batched dense solve (numpy.linalg.solve on the stacked "
+          "(n+1)×(n+1) blocks, float64), m = 256:\n")
+    print("| n | dense solve ms | build blocks + solve ms | natural_gradient(out=) ms | "
+          "solve / natural_gradient | max abs difference |")
+    print("|---|---|---|---|---|---|")
+    dense = dense_rows(arguments.min_time / 2, arguments.max_repeats)
+    for row in dense:
+        print(f"| {row['n']} | {row['dense_solve'] * 1e3:.2f} | "
+              f"{row['dense_build_and_solve'] * 1e3:.2f} | {row['nat_out'] * 1e3:.3f} | "
+              f"{row['dense_solve'] / row['nat_out']:.0f} | {row['error']:.1e} |")
+    if len(dense) > 1:
+        first, last = dense[0], dense[-1]
+        slope = np.log(last["dense_solve"] / first["dense_solve"]) / np.log(last["n"] / first["n"])
+        print(f"\nDense solve time grows like n^{slope:.1f} over n = {first['n']}…{last['n']} "
+              "(O(n³) asymptotically); natural_gradient is O(n) per unit.")
+
+    print()
+    print(gpu_report(arguments.min_time, arguments.max_repeats, shapes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+"""The GPU part of a generated module: ``natural_gradient_cuda`` and ``natural_gradient_step_cuda``.
+
+Written with numba.cuda and compiled on first use: importing a generated module never imports
+numba.cuda, so it needs neither a GPU nor numba-cuda; the CUDA functions raise RuntimeError
+when neither a GPU nor numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set before numba.cuda
+is first imported) is there.
+
+Launch: a 2-D block of ``_CUDA["threads"]`` threads, ``width`` threads along a row (x) and
+``threads // width`` rows (y); width is 32 (a warp per row) for short rows and grows to the
+whole block (a block per row) for long ones, so that each thread handles ≥ 8 elements. Each
+row is read once, coalesced (threads stride the row by ``width``), into five float64 partial
+sums (|w|², w·g, |g|², Σ w·0, Σ g·0: the last two are NaN exactly when the row holds a NaN or
+±inf), reduced in shared memory; one thread per row evaluates the coefficients; the row is
+then written (or W updated in place) from the same addresses, while they are in L2.
+
+Per-row coefficients on the device. numba.cuda compiles a CPU ``@numba.njit`` function called
+from device code as a device function (from its Python source), so the fused kernel calls
+``_row_head`` → ``_row_coefficients`` → ``_coefficients`` → ``_tilted_moments`` → the runtime
+and special-function helpers directly. This runs under the CUDA simulator (which executes the
+njit functions on the CPU). For a real GPU every function in that chain must also compile for
+the device: with numba 0.68's built-in numba.cuda the keyword-argument calls of the runtime
+helpers are refused, and with numba-cuda 0.30 the heap scratch arrays of the special-function
+helpers (``np.empty`` in ``special.normal_interval_summary``; ``np.array``/``np.empty`` in
+``runtime.polynomial_term``) are (checked by compiling to PTX for sm_90 with CUDA 13's NVVM;
+no GPU on the development machine). So the first launch tries the fused kernel and, if its
+device compilation fails, warns once and falls back to two kernels with the coefficients on
+the host: the row sums (one read of W, grad_W), the m coefficients by the CPU kernel, then
+the write pass (a second read): 5 instead of 3 array passes, but correct on every GPU.
+"""
+
+CUDA_API = '''\
+# --- GPU kernels (numba.cuda, compiled on first use) ------------------------------------------
+
+# threads: threads per block (tests lower it to keep the simulator quick); device_coefficients:
+# None until the first launch tries the fused kernel, then whether it compiled for the device.
+_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None}
+# numba.cuda once imported. The kernels name it as a module global, where the CUDA simulator
+# substitutes its fake module while a simulated kernel runs.
+_cuda = None
+
+
+@numba.njit(parallel=True, cache=True)
+def _row_heads_kernel(sums, b, grad_b, damping, lr, step, limit, cast_limit, heads, status):
+    """Host side of the two-kernel GPU path: heads[i] = (Abar00, along_w, mode, value_b)."""
+    for i in numba.prange(sums.shape[0]):
+        code, mode, Abar00, along_w, value_b = _row_head(
+            sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4],
+            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limit, cast_limit,
+        )
+        status[i] = code
+        heads[i, 0] = Abar00
+        heads[i, 1] = along_w
+        heads[i, 2] = mode
+        heads[i, 3] = value_b
+
+
+def _cuda_build():
+    """Import numba.cuda and compile-on-demand the kernels (once per process)."""
+    global _cuda
+    if _CUDA["kernels"] is not None:
+        return _CUDA["kernels"]
+    try:
+        from numba import cuda as _cuda
+    except ImportError as error:  # numba without its CUDA target
+        raise RuntimeError(
+            "the CUDA kernels need numba's CUDA target: pip install 'fisher_sym[cuda]' "
+            "(numba-cuda)"
+        ) from error
+    if not _cuda.is_available():
+        raise RuntimeError(
+            "no CUDA GPU is available (numba.cuda.is_available() is False). To run the CUDA "
+            "kernels in numba's CUDA simulator, set NUMBA_ENABLE_CUDASIM=1 in the environment "
+            "before numba.cuda is first imported."
+        )
+    threads = _CUDA["threads"]
+    float64 = numba.float64
+    row_head = _cuda.jit(device=True)(_row_head.py_func)
+
+    @_cuda.jit(device=True)
+    def block_reduce(sums, count, k, tx, width):
+        # Tree sum of sums[q, k0 : k0 + width] into sums[q, k0] (k0 = first thread of the row).
+        s = width // 2
+        while s > 0:
+            if tx < s:
+                for q in range(count):
+                    sums[q, k] += sums[q, k + s]
+            _cuda.syncthreads()
+            s //= 2
+
+    @_cuda.jit(device=True)
+    def row_sums(W, G, i, tx, width, sums, k):
+        ww = wg = gg = w_check = g_check = 0.0
+        if i < W.shape[0]:
+            for j in range(tx, W.shape[1], width):
+                x = np.float64(W[i, j])
+                y = np.float64(G[i, j])
+                ww += x * x
+                wg += x * y
+                gg += y * y
+                w_check += x * 0.0
+                g_check += y * 0.0
+        sums[0, k] = ww
+        sums[1, k] = wg
+        sums[2, k] = gg
+        sums[3, k] = w_check
+        sums[4, k] = g_check
+        _cuda.syncthreads()
+        block_reduce(sums, 5, k, tx, width)
+
+    @_cuda.jit(device=True)
+    def finish_rows(W, b, G, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i, ty, tx,
+                    k, width):
+        # head[:, ty] = (Abar00, along_w, mode, value_b) of row i; all threads of the block call.
+        m, n = W.shape
+        mode = head[2, ty] if i < m else 0.0
+        Abar00 = head[0, ty]
+        along_w = head[1, ty]
+        if _cuda.syncthreads_or(1 if mode == 2.0 else 0):
+            # Near overflow: compute the row without writing it, and keep it only if finite.
+            bad = 0.0
+            if mode == 2.0:
+                for j in range(tx, n, width):
+                    x = np.float64(W[i, j])
+                    nat = Abar00 * np.float64(G[i, j]) + along_w * x
+                    value = x - lr * nat if step else nat
+                    if not (math.isfinite(nat) and abs(value) < cast_limit):
+                        bad = 1.0
+            sums[0, k] = bad
+            _cuda.syncthreads()
+            block_reduce(sums, 1, k, tx, width)
+            if tx == 0 and mode == 2.0:
+                if sums[0, k] == 0.0:
+                    head[2, ty] = 1.0
+                else:
+                    head[2, ty] = 0.0
+                    status[i] = _ROW_OVERFLOW
+            _cuda.syncthreads()
+            mode = head[2, ty] if i < m else 0.0
+        if mode == 1.0:
+            if tx == 0:
+                if step:
+                    b[i] = head[3, ty]
+                else:
+                    nat_b[i] = head[3, ty]
+            for j in range(tx, n, width):
+                x = np.float64(W[i, j])
+                nat = Abar00 * np.float64(G[i, j]) + along_w * x
+                if step:
+                    W[i, j] = x - lr * nat
+                else:
+                    nat_W[i, j] = nat
+
+    @_cuda.jit
+    def fused(W, b, G, gb, damping, lr, step, limit, cast_limit, nat_W, nat_b, status):
+        sums = _cuda.shared.array((5, threads), float64)
+        head = _cuda.shared.array((4, threads), float64)
+        tx = _cuda.threadIdx.x
+        ty = _cuda.threadIdx.y
+        width = _cuda.blockDim.x
+        i = _cuda.blockIdx.x * _cuda.blockDim.y + ty
+        k = ty * width + tx
+        row_sums(W, G, i, tx, width, sums, k)
+        if tx == 0 and i < W.shape[0]:
+            code, mode, Abar00, along_w, value_b = row_head(
+                sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k],
+                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limit, cast_limit,
+            )
+            status[i] = code
+            head[0, ty] = Abar00
+            head[1, ty] = along_w
+            head[2, ty] = mode
+            head[3, ty] = value_b
+        _cuda.syncthreads()
+        finish_rows(W, b, G, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i, ty, tx,
+                    k, width)
+
+    @_cuda.jit
+    def sums_only(W, G, out):
+        sums = _cuda.shared.array((5, threads), float64)
+        tx = _cuda.threadIdx.x
+        ty = _cuda.threadIdx.y
+        width = _cuda.blockDim.x
+        i = _cuda.blockIdx.x * _cuda.blockDim.y + ty
+        k = ty * width + tx
+        row_sums(W, G, i, tx, width, sums, k)
+        if tx == 0 and i < W.shape[0]:
+            for q in range(5):
+                out[i, q] = sums[q, k]
+
+    @_cuda.jit
+    def apply(W, b, G, heads, lr, step, cast_limit, nat_W, nat_b, status):
+        sums = _cuda.shared.array((5, threads), float64)
+        head = _cuda.shared.array((4, threads), float64)
+        tx = _cuda.threadIdx.x
+        ty = _cuda.threadIdx.y
+        width = _cuda.blockDim.x
+        i = _cuda.blockIdx.x * _cuda.blockDim.y + ty
+        k = ty * width + tx
+        if tx == 0 and i < W.shape[0]:
+            for q in range(4):
+                head[q, ty] = heads[i, q]
+        _cuda.syncthreads()
+        finish_rows(W, b, G, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i, ty, tx,
+                    k, width)
+
+    _CUDA["kernels"] = (_cuda, fused, sums_only, apply, threads)
+    return _CUDA["kernels"]
+
+
+def _cuda_launch_shape(m, n, threads):
+    width = 32
+    while width < threads and width * 8 < n:
+        width *= 2
+    rows = threads // width
+    return ((m + rows - 1) // rows,), (width, rows)
+
+
+def _cuda_is_device_array(array):
+    return getattr(array, "__cuda_ndarray__", False) or hasattr(array, "__cuda_array_interface__")
+
+
+def _cuda_span(array):
+    """(first, last) byte address of a device array, for the overlap check."""
+    if hasattr(array, "__cuda_array_interface__"):
+        start = array.__cuda_array_interface__["data"][0]
+    else:  # the simulator's device arrays wrap a NumPy array
+        start = array.__array_interface__["data"][0]
+    return start, start + array.nbytes
+
+
+def _cuda_arrays(cuda, arrays, names):
+    """(device arrays, False) if every array is a device array (converted without copies), or
+    (None, True) if none is (NumPy arrays, to be copied over)."""
+    on_device = [_cuda_is_device_array(array) for array in arrays]
+    if all(on_device):
+        converted = tuple(
+            array if getattr(array, "__cuda_ndarray__", False) else cuda.as_cuda_array(array)
+            for array in arrays
+        )
+        return converted, False
+    if any(on_device):
+        raise TypeError(
+            f"{', '.join(names)} must all be device arrays (__cuda_array_interface__) or all "
+            "NumPy arrays, not a mix"
+        )
+    return None, True
+
+
+def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
+    """Launch on device arrays; returns the status of each row (on the host)."""
+    cuda, fused, sums_only, apply, threads = _cuda_build()
+    m, n = W.shape
+    dtype = np.dtype(W.dtype)
+    limit, cast_limit = runtime.overflow_limits(dtype)
+    status = cuda.device_array(m, dtype=np.uint8)
+    if m == 0:
+        return np.empty(0, dtype=np.uint8)
+    grid, block = _cuda_launch_shape(m, n, threads)
+    if _CUDA["device_coefficients"] is not False:
+        try:
+            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit,
+                               nat_W, nat_b, status)
+            _CUDA["device_coefficients"] = True
+            return status.copy_to_host()
+        except (numba.core.errors.NumbaError, TypeError) as error:
+            # A compile error of the device coefficients (numba's built-in numba.cuda raises
+            # TypeError for the keyword-argument calls, numba-cuda a TypingError); the arguments
+            # were checked already, and a launch failure is neither.
+            import warnings
+
+            _CUDA["device_coefficients"] = False
+            warnings.warn(
+                "the per-unit coefficients do not compile for the GPU "
+                f"({type(error).__name__}: {str(error).splitlines()[0]}); using the two-kernel "
+                "path with the coefficients on the host (one extra read of W and grad_W)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    sums = cuda.device_array((m, 5), dtype=np.float64)
+    sums_only[grid, block](W, grad_W, sums)
+    heads = np.empty((m, 4))
+    host_status = np.empty(m, dtype=np.uint8)
+    _row_heads_kernel(sums.copy_to_host(), b.copy_to_host(), grad_b.copy_to_host(), damping,
+                      lr, step, limit, cast_limit, heads, host_status)
+    status = cuda.to_device(host_status)
+    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, cast_limit, nat_W, nat_b,
+                       status)
+    return status.copy_to_host()
+
+
+def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
+    """``natural_gradient`` on a CUDA GPU: the same math, arguments and errors.
+
+    Arrays exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays, PyTorch CUDA
+    tensors: detach them first) are used in place, without copies, and the result is a pair of
+    numba device arrays (wrap them with cupy.asarray / torch.as_tensor, also without copies);
+    ``out`` is then a pair of such arrays, written in place. NumPy arrays are copied to the GPU
+    and the result is copied back as NumPy arrays (into ``out`` if given). Device arrays must be
+    C-contiguous and all of one float dtype; their non-finite values are found by the kernel.
+    Raises RuntimeError if there is no GPU and the CUDA simulator is not enabled.
+    """
+    damping = runtime.check_damping(damping)
+    cuda = _cuda_build()[0]
+    names = ("W", "b", "grad_W", "grad_b")
+    device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
+    if from_host:
+        W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+        if out is not None:
+            out = runtime.check_out(out, W, b, (W, b, grad_W, grad_b))
+        dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
+        nat_W = cuda.device_array(W.shape, dtype=W.dtype)
+        nat_b = cuda.device_array(b.shape, dtype=b.dtype)
+    else:
+        runtime.check_device_layer_shapes(*device)
+        dW, db, dgW, dgb = device
+        if out is None:
+            nat_W = cuda.device_array(dW.shape, dtype=dW.dtype)
+            nat_b = cuda.device_array(db.shape, dtype=db.dtype)
+        else:
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise TypeError(f"out must be a tuple (nat_W, nat_b), got {type(out).__name__}")
+            converted, from_host_out = _cuda_arrays(cuda, out, ("out[0]", "out[1]"))
+            if from_host_out:
+                raise TypeError("out must hold device arrays when the inputs are device arrays")
+            nat_W, nat_b = runtime.check_device_out(converted, dW, db, device, _cuda_span)
+    status = _cuda_run(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b)
+    runtime.raise_for_row_status(status)
+    if not from_host:
+        return nat_W, nat_b
+    if out is None:
+        return nat_W.copy_to_host(), nat_b.copy_to_host()
+    nat_W.copy_to_host(out[0])
+    nat_b.copy_to_host(out[1])
+    return out
+
+
+def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
+    """``natural_gradient_step`` on a CUDA GPU: W -= lr·nat_W, b -= lr·nat_b in place.
+
+    Device arrays (``__cuda_array_interface__``) are updated in place without copies; NumPy
+    arrays are copied to the GPU and W, b are updated in place from the result. Same checks,
+    errors and per-unit semantics as ``natural_gradient_step``. Returns (W, b).
+    """
+    lr = runtime.check_learning_rate(lr)
+    damping = runtime.check_damping(damping)
+    cuda = _cuda_build()[0]
+    names = ("W", "b", "grad_W", "grad_b")
+    device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
+    if from_host:
+        W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+        dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
+    else:
+        runtime.check_device_layer_shapes(*device)
+        dW, db, dgW, dgb = device
+        runtime.check_device_no_overlap(((dW, "W"), (db, "b")), ((dgW, "grad_W"), (dgb, "grad_b")),
+                                        _cuda_span)
+    status = _cuda_run(dW, db, dgW, dgb, damping, lr, True, dW, db)
+    if from_host:
+        dW.copy_to_host(W)
+        db.copy_to_host(b)
+    runtime.raise_for_row_status(status, step=True)
+    return W, b
+'''

@@ -1,0 +1,352 @@
+"""The single-pass layer kernels: natural_gradient(out=), natural_gradient_step, their checks,
+and the CUDA kernels under numba's CUDA simulator (in a subprocess: the simulator must be
+enabled before numba.cuda is first imported). Correctness only; benchmarks/ does the timing."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generated import relu
+
+ROOT = Path(__file__).resolve().parents[1]
+DTYPES = [np.float64, np.float32]
+
+
+def layer(m, n, dtype, seed=0):
+    """m units with a w = 0 unit (b > 0: the r = 0 convention), a dead unit (w = 0, b < 0) and
+    a unit with its bias in the tail."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(m, n)) / np.sqrt(n)
+    b = rng.normal(size=m)
+    W[1], b[1] = 0.0, 0.7
+    W[2], b[2] = 0.0, -1.0
+    b[3] = -4.0 * np.linalg.norm(W[3])
+    grad_W = rng.normal(size=(m, n))
+    grad_b = rng.normal(size=m)
+    return tuple(a.astype(dtype) for a in (W, b, grad_W, grad_b))
+
+
+def float64_reference(W, b, grad_W, grad_b, damping):
+    """The natural gradient of the same (cast) values, computed in float64."""
+    return relu.natural_gradient(*(a.astype(np.float64) for a in (W, b, grad_W, grad_b)), damping)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("damping", [0.0, 1e-3])
+def test_out_is_written_in_place_and_equals_the_allocating_call(dtype, damping):
+    W, b, grad_W, grad_b = layer(7, 33, dtype)
+    want_W, want_b = relu.natural_gradient(W, b, grad_W, grad_b, damping)
+    out = (np.full_like(W, np.nan), np.full_like(b, np.nan))
+    got = relu.natural_gradient(W, b, grad_W, grad_b, damping, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    np.testing.assert_array_equal(out[0], want_W)
+    np.testing.assert_array_equal(out[1], want_b)
+    assert not out[0][2].any() and out[1][2] == 0.0 or damping > 0  # dead unit: pseudo-inverse
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 33, 300])
+def test_float32_equals_float64_on_the_cast_input_to_float32_rounding(dtype, n):
+    W, b, grad_W, grad_b = layer(9, n, dtype, seed=n)
+    got_W, got_b = relu.natural_gradient(W, b, grad_W, grad_b, 1e-3)
+    assert got_W.dtype == dtype and got_b.dtype == dtype
+    want_W, want_b = float64_reference(W, b, grad_W, grad_b, 1e-3)
+    # Only the order of the float64 row sums differs, so the stored results are the float64
+    # ones rounded to the dtype (up to a tie: 1 ulp).
+    np.testing.assert_array_max_ulp(got_W, want_W.astype(dtype), maxulp=1)
+    np.testing.assert_array_max_ulp(got_b, want_b.astype(dtype), maxulp=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("damping", [0.0, 0.1])
+def test_step_equals_the_out_of_place_update(dtype, damping):
+    W, b, grad_W, grad_b = layer(8, 45, dtype, seed=3)
+    lr = 0.3
+    nat_W, nat_b = float64_reference(W, b, grad_W, grad_b, damping)
+    want_W = (W.astype(np.float64) - lr * nat_W).astype(dtype)
+    want_b = (b.astype(np.float64) - lr * nat_b).astype(dtype)
+    W_step, b_step = W.copy(), b.copy()
+    returned = relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, lr, damping)
+    assert returned[0] is W_step and returned[1] is b_step
+    np.testing.assert_array_max_ulp(W_step, want_W, maxulp=2)
+    np.testing.assert_array_max_ulp(b_step, want_b, maxulp=2)
+    # and the same as subtracting the (rounded) out-of-place result
+    out_W, out_b = relu.natural_gradient(W, b, grad_W, grad_b, damping)
+    scale = np.abs(W) + lr * np.abs(out_W)
+    assert np.all(np.abs(W_step - (W - dtype(lr) * out_W)) <= 4 * np.finfo(dtype).eps * scale)
+
+
+def test_non_contiguous_input_is_accepted_and_copied():
+    W, b, grad_W, grad_b = layer(6, 20, np.float64)
+    wide = np.zeros((6, 40))
+    wide[:, ::2] = W
+    got = relu.natural_gradient(wide[:, ::2], b, grad_W, grad_b, 1e-3)
+    want = relu.natural_gradient(W, b, grad_W, grad_b, 1e-3)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize(
+    "make_out, error, message",
+    [
+        (lambda W, b: [np.empty_like(W), np.empty_like(b)], TypeError, "tuple"),
+        (lambda W, b: (np.empty_like(W),), TypeError, "tuple"),
+        (lambda W, b: (np.empty(W.shape, np.float32), np.empty_like(b)), TypeError, "dtype"),
+        (lambda W, b: (np.empty((5, 7)), np.empty_like(b)), ValueError, "shape"),
+        (lambda W, b: (np.empty_like(W), np.empty(b.size + 1)), ValueError, "shape"),
+        (lambda W, b: (np.empty(W.shape[::-1]).T, np.empty_like(b)), ValueError, "C-contiguous"),
+        (lambda W, b: (W, np.empty_like(b)), ValueError, "overlap"),
+        (lambda W, b: (np.empty_like(W), b), ValueError, "overlap"),
+        (lambda W, b: ([[0.0]], np.empty_like(b)), TypeError, "numpy array"),
+    ],
+)
+def test_bad_out_is_refused_before_anything_is_written(make_out, error, message):
+    W, b, grad_W, grad_b = layer(5, 6, np.float64)
+    out = make_out(W, b)
+    before = [np.array(a, copy=True) for a in (W, b, grad_W, grad_b)]
+    with pytest.raises(error, match=message):
+        relu.natural_gradient(W, b, grad_W, grad_b, out=out)
+    for array, copy in zip((W, b, grad_W, grad_b), before, strict=True):
+        np.testing.assert_array_equal(array, copy)
+
+
+def test_read_only_out_is_refused():
+    W, b, grad_W, grad_b = layer(5, 6, np.float64)
+    nat_W = np.empty_like(W)
+    nat_W.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        relu.natural_gradient(W, b, grad_W, grad_b, out=(nat_W, np.empty_like(b)))
+
+
+@pytest.mark.parametrize(
+    "lr, error", [(np.nan, ValueError), (np.inf, ValueError), (-np.inf, ValueError),
+                  ("0.1", TypeError), (None, TypeError), (True, TypeError), (1j, TypeError)]
+)
+def test_bad_learning_rate_is_refused_before_anything_is_written(lr, error):
+    W, b, grad_W, grad_b = layer(5, 6, np.float64)
+    W0, b0 = W.copy(), b.copy()
+    with pytest.raises(error, match="lr"):
+        relu.natural_gradient_step(W, b, grad_W, grad_b, lr)
+    np.testing.assert_array_equal(W, W0)
+    np.testing.assert_array_equal(b, b0)
+
+
+def test_step_refuses_arrays_it_cannot_update_in_place():
+    W, b, grad_W, grad_b = layer(5, 6, np.float64)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        relu.natural_gradient_step(np.asfortranarray(W), b, grad_W, grad_b, 0.1)
+    frozen = W.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        relu.natural_gradient_step(frozen, b, grad_W, grad_b, 0.1)
+    with pytest.raises(ValueError, match="overlap"):
+        relu.natural_gradient_step(W, b, W, grad_b, 0.1)
+    with pytest.raises(ValueError, match="damping"):
+        relu.natural_gradient_step(W, b, grad_W, grad_b, 0.1, damping=-1.0)
+
+
+@pytest.mark.parametrize("name, row", [("W", 2), ("grad_W", 4)])
+def test_non_finite_rows_are_reported_and_the_step_leaves_only_them_unchanged(name, row):
+    W, b, grad_W, grad_b = layer(6, 10, np.float64)
+    arrays = {"W": W, "grad_W": grad_W}
+    arrays[name][row, 3] = np.nan
+    with pytest.raises(ValueError, match=f"{name} has non-finite values \\(units {row}\\)"):
+        relu.natural_gradient(W, b, grad_W, grad_b)
+    W_step, b_step = W.copy(), b.copy()
+    with pytest.raises(ValueError, match=f"units {row}\\); those units were left unchanged"):
+        relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, 0.1, 1e-3)
+    np.testing.assert_array_equal(W_step[row], W[row])
+    assert b_step[row] == b[row]
+    others = np.arange(6) != row
+    assert np.all(W_step[others] != W[others]) and np.all(b_step[others] != b[others])
+
+
+def test_non_finite_bias_is_refused_before_anything_is_written():
+    W, b, grad_W, grad_b = layer(4, 5, np.float64)
+    grad_b[1] = np.inf
+    W0 = W.copy()
+    with pytest.raises(ValueError, match="grad_b has non-finite"):
+        relu.natural_gradient_step(W, b, grad_W, grad_b, 0.1)
+    np.testing.assert_array_equal(W, W0)
+
+
+def test_overflowing_unit_raises_and_the_step_leaves_it_unchanged():
+    W = np.array([[1.0, 0.0], [0.5, 0.5]])
+    b = np.array([-37.5, 0.0])  # unit 0: A00 ≈ 5e-309, its inverse ≈ 1e308 × the gradient
+    grad_W = np.full((2, 2), 1e3)
+    grad_b = np.array([1e3, 1.0])
+    with pytest.raises(FloatingPointError, match="units 0"):
+        relu.natural_gradient(W, b, grad_W, grad_b)
+    W_step, b_step = W.copy(), b.copy()
+    with pytest.raises(FloatingPointError, match="units 0: .*left unchanged"):
+        relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, 1.0)
+    np.testing.assert_array_equal(W_step[0], W[0])
+    assert b_step[0] == b[0] and b_step[1] != b[1]
+
+
+def test_a_unit_near_overflow_that_stays_finite_is_written():
+    # The bound |Abar00|·|g| + |along_w|·|w| exceeds half the largest float32, so every entry is
+    # checked; they are finite, so the row is written like any other.
+    W, b, grad_W, grad_b = layer(5, 4, np.float32)
+    grad_W[0] = np.float32(1.2e38)
+    got_W, _ = relu.natural_gradient(W, b, grad_W, grad_b, 1.0)
+    want_W, _ = float64_reference(W, b, grad_W, grad_b, 1.0)
+    assert np.all(np.isfinite(got_W))
+    np.testing.assert_array_max_ulp(got_W, want_W.astype(np.float32), maxulp=1)
+
+
+def run_python(code, env_extra):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+SIMULATOR_CHECK = """
+import json
+import warnings
+import numpy as np
+from numba import cuda
+from generated import relu
+from tests.test_layer_kernels import layer
+
+relu._CUDA["threads"] = 64  # keep the simulator quick: 64 Python threads per block
+report = {}
+
+
+def close(got, want, dtype):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    scale = np.abs(want) + np.abs(want).max() * 1e-3
+    return float(np.max(np.abs(got - want) / scale) / np.finfo(dtype).eps)
+
+
+# (6, 40): a warp (here 32 threads) per row, 2 rows per block; (5, 300): a block per row.
+CASES = [(np.float64, 6, 40, 0.0), (np.float64, 5, 300, 1e-3),
+         (np.float32, 6, 40, 1e-3), (np.float32, 5, 300, 0.0)]
+for dtype, m, n, damping in CASES:
+    key = f"{np.dtype(dtype).name} {m}x{n} damping={damping}"
+    W, b, gW, gb = layer(m, n, dtype, seed=n)
+    cpu = relu.natural_gradient(W, b, gW, gb, damping)
+    host = relu.natural_gradient_cuda(W, b, gW, gb, damping)  # NumPy in, NumPy out
+    assert isinstance(host[0], np.ndarray) and host[0].dtype == dtype
+    device = [cuda.to_device(a) for a in (W, b, gW, gb)]
+    out = (cuda.device_array_like(device[0]), cuda.device_array_like(device[1]))
+    got = relu.natural_gradient_cuda(*device, damping, out=out)
+    assert got[0] is out[0]
+    W_cpu, b_cpu = W.copy(), b.copy()
+    relu.natural_gradient_step(W_cpu, b_cpu, gW, gb, 0.3, damping)
+    relu.natural_gradient_step_cuda(device[0], device[1], device[2], device[3], 0.3, damping)
+    W_host, b_host = W.copy(), b.copy()
+    relu.natural_gradient_step_cuda(W_host, b_host, gW, gb, 0.3, damping)
+    report[key] = {
+        "host": max(close(host[0], cpu[0], dtype), close(host[1], cpu[1], dtype)),
+        "device_out": max(close(out[0].copy_to_host(), cpu[0], dtype),
+                          close(out[1].copy_to_host(), cpu[1], dtype)),
+        "step_device": max(close(device[0].copy_to_host(), W_cpu, dtype),
+                           close(device[1].copy_to_host(), b_cpu, dtype)),
+        "step_host": max(close(W_host, W_cpu, dtype), close(b_host, b_cpu, dtype)),
+        # w = 0 with b < 0 and no damping: a zero block, the pseudo-inverse gives 0
+        "dead_unit_zero": bool(damping > 0 or (not host[0][2].any() and host[1][2] == 0)),
+    }
+
+# the two-kernel path with the coefficients on the host (the fallback on real GPUs)
+relu._CUDA["device_coefficients"] = False
+for dtype, damping in ((np.float32, 0.0), (np.float64, 1e-3)):
+    W, b, gW, gb = layer(6, 40, dtype)
+    cpu = relu.natural_gradient(W, b, gW, gb, damping)
+    host = relu.natural_gradient_cuda(W, b, gW, gb, damping)
+    W_cpu, b_cpu = W.copy(), b.copy()
+    relu.natural_gradient_step(W_cpu, b_cpu, gW, gb, 0.3, damping)
+    relu.natural_gradient_step_cuda(W, b, gW, gb, 0.3, damping)
+    report[f"host coefficients {np.dtype(dtype).name}"] = {
+        "natural_gradient": max(close(host[0], cpu[0], dtype), close(host[1], cpu[1], dtype)),
+        "step": max(close(W, W_cpu, dtype), close(b, b_cpu, dtype)),
+    }
+
+errors = {}
+for device_coefficients in (None, False):
+    relu._CUDA["device_coefficients"] = device_coefficients
+    W, b, gW, gb = layer(6, 40, np.float64)
+    gW[4, 1] = np.nan
+    try:
+        relu.natural_gradient_cuda(W, b, gW, gb)
+    except ValueError as error:
+        errors[f"nan {device_coefficients}"] = str(error)
+    W = np.array([[1.0, 0.0], [0.5, 0.5]])
+    b = np.array([-37.5, 0.0])
+    W_step, b_step = W.copy(), b.copy()
+    try:
+        relu.natural_gradient_step_cuda(W_step, b_step, np.full((2, 2), 1e3),
+                                        np.array([1e3, 1.0]), 1.0)
+    except FloatingPointError as error:
+        errors[f"overflow {device_coefficients}"] = str(error)
+        errors[f"overflow unit kept {device_coefficients}"] = bool(
+            (W_step[0] == W[0]).all() and b_step[0] == b[0] and b_step[1] != b[1])
+    try:
+        relu.natural_gradient_step_cuda(cuda.to_device(W), b, W, b, 0.1)
+    except TypeError as error:
+        errors["mixed"] = str(error)
+    try:
+        dW, db = cuda.to_device(W), cuda.to_device(b)
+        relu.natural_gradient_cuda(dW, db, dW, db, out=(dW, cuda.to_device(b)))
+    except ValueError as error:
+        errors["overlap"] = str(error)
+report["errors"] = errors
+print(json.dumps(report))
+"""
+
+
+def test_cuda_kernels_match_the_cpu_kernels_under_the_simulator():
+    report = run_python(SIMULATOR_CHECK, {"NUMBA_ENABLE_CUDASIM": "1"})
+    errors = report.pop("errors")
+    for key, values in report.items():
+        for label, value in values.items():
+            if label == "dead_unit_zero":
+                assert value, key
+            else:
+                # In units of the dtype's epsilon, relative to each value. Only the order of the
+                # float64 row sums differs (a tree on the GPU, SIMD partial sums on the CPU); the
+                # coefficients of a tail unit without damping amplify that ~10×, which is far
+                # below float32 resolution but visible in float64.
+                tolerance = 2.0 if key.startswith("float32") or "float32" in key else 1000.0
+                assert value <= tolerance, (key, label, value)
+    for path in ("None", "False"):
+        assert "grad_W has non-finite values (units 4)" in errors[f"nan {path}"]
+        assert "overflows for units 0" in errors[f"overflow {path}"]
+        assert errors[f"overflow unit kept {path}"]
+    assert "not a mix" in errors["mixed"]
+    assert "overlap" in errors["overlap"]
+
+
+def test_importing_a_module_does_not_import_cuda_and_cuda_calls_say_why_they_cannot_run():
+    code = """
+    import json, sys
+    import numpy as np
+    from generated import relu
+    imported = "numba.cuda" in sys.modules
+    try:
+        from numba import cuda
+        gpu = cuda.is_available()
+    except ImportError:
+        gpu = False
+    message = None
+    if not gpu:
+        try:
+            relu.natural_gradient_cuda(np.ones((2, 3)), np.ones(2), np.ones((2, 3)), np.ones(2))
+        except RuntimeError as error:
+            message = str(error)
+    print(json.dumps({"imported": imported, "gpu": gpu, "message": message}))
+    """
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    env["NUMBA_ENABLE_CUDASIM"] = "0"
+    report = run_python(code, env)
+    assert not report["imported"]
+    if report["gpu"]:
+        pytest.skip("a CUDA GPU is present")
+    assert "NUMBA_ENABLE_CUDASIM=1" in report["message"] or "numba-cuda" in report["message"]
