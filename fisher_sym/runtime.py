@@ -20,12 +20,14 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from fisher_sym.special import normal_interval_moments, normal_interval_summary
+from fisher_sym.special import mills_ratio, normal_interval_moments, normal_interval_summary
 
 EMPTY_TERM = (1.0, -math.inf, 0.0, 0.0, 1.0)
 #: Beyond |z| = 40 the Gaussian weight is below 1e-347: quadrature ends there, and a
 #: truncation beyond it counts as none.
 Z_LIMIT = 40.0
+#: Beyond this many deviations a half-line term's mass is taken relative to its edge density.
+TAIL_EDGE = 8.0
 
 
 def _runtime_fingerprint() -> str:
@@ -78,20 +80,31 @@ def _standardise(z_lower, z_upper, mean, std):
 
 
 @numba.njit(cache=True)
-def constant_term(sign, log_weight, mean, std, one_minus_variance, z_lower, z_upper):
+def constant_term(
+    sign, log_weight, mean, std, one_minus_variance, z_lower, z_upper,
+    log_at_lower=math.nan, log_at_upper=math.nan,
+):
     """Summary of sign·exp(log_weight)·N(z; mean, std²) restricted to [z_lower, z_upper].
 
     ``one_minus_variance`` is 1 − std², passed in its cancellation-free symbolic form;
     1 − Var z = (1 − std²) + std²·(1 − Var y) for z = mean + std·y.
+    ``log_at_lower`` (``log_at_upper``) is log_weight + log φ(y) at the lower (upper) end, in
+    symbolic form: when the Gaussian lies far beyond that end, log_weight and the log mass
+    are both huge (≈ ±y²/2) and cancel, so the mass is taken relative to the density there.
     """
     y_lower, y_upper = _standardise(z_lower, z_upper, mean, std)
     if y_lower >= y_upper:
         return EMPTY_TERM
     log_mass, y_mean, y_variance, y_one_minus_variance = normal_interval_summary(y_lower, y_upper)
+    log_total = log_weight + log_mass
+    if TAIL_EDGE < y_lower < math.inf and y_upper == math.inf and not math.isnan(log_at_lower):
+        log_total = log_at_lower + math.log(mills_ratio(y_lower))
+    elif -math.inf < y_upper < -TAIL_EDGE and y_lower == -math.inf and not math.isnan(log_at_upper):
+        log_total = log_at_upper + math.log(mills_ratio(-y_upper))
     variance_scale = std * std
     return (
         sign,
-        log_weight + log_mass,
+        log_total,
         mean + std * y_mean,
         variance_scale * y_variance,
         one_minus_variance + variance_scale * y_one_minus_variance,

@@ -45,18 +45,23 @@ COMMAND = 'python -m derive --activation elu'
 DERIVATION_PATH = "closed form"
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""
-    log_weight_0 = 2*b + 2*r**2
+    t0 = r**2
+    t1 = -0.5*b**2/t0 - 0.5*math.log(math.pi) - 0.5*math.log(2)
+    log_weight_0 = 2*b + 2*t0
     mean_0 = 2*r
+    log_at_upper_0 = t1
+    log_at_lower_1 = t1
     # term 0: u in (-oo, 0): exp(2*u)
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=log_weight_0, mean=mean_0, std=1.0,
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_0,
     )
     # term 1: u in (0, oo): 1
     term_1 = runtime.constant_term(
@@ -64,6 +69,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_1,
     )
     A00, m1, v, q = runtime.combine_terms((term_0, term_1,))
     if r == 0.0:

@@ -185,16 +185,18 @@ def _remainder_sums(r, b, closed_tails, jumps):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
+    log_at_lower_0 = -0.5*b**2/r**2 - 0.5*math.log(math.pi) - 0.5*math.log(2)
     # term 0: u in (0, oo): 1
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_0,
     )
     closed_0 = runtime.tail_in_closed_form(0.0, r, b, 0.0, 1.0, True)
     if not closed_0:

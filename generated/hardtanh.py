@@ -45,16 +45,22 @@ COMMAND = 'python -m derive --activation hardtanh'
 DERIVATION_PATH = "closed form"
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""
+    t0 = (0.5)/r**2
+    t1 = (0.5)*math.log(2) + (0.5)*math.log(math.pi)
+    log_at_lower_0 = -t0*(-b - 1)**2 - t1
+    log_at_upper_0 = -t0*(1 - b)**2 - t1
     # term 0: u in (-1, 1): 1
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(-1.0, b, r),
         z_upper=runtime.kink_to_z(1.0, b, r),
+        log_at_lower=log_at_lower_0,
+        log_at_upper=log_at_upper_0,
     )
     A00, m1, v, q = runtime.combine_terms((term_0,))
     if r == 0.0:

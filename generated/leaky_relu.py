@@ -44,16 +44,20 @@ COMMAND = 'python -m derive --activation leaky_relu'
 DERIVATION_PATH = "closed form"
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""
+    t0 = (0.5)*b**2/r**2 + (0.5)*math.log(2) + (0.5)*math.log(math.pi)
+    log_at_upper_0 = -t0 - 4*math.log(10)
+    log_at_lower_1 = -t0
     # term 0: u in (-oo, 0): 1/10000
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=-9.210340371976184, mean=0.0, std=1.0,
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_0,
     )
     # term 1: u in (0, oo): 1
     term_1 = runtime.constant_term(
@@ -61,6 +65,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_1,
     )
     A00, m1, v, q = runtime.combine_terms((term_0, term_1,))
     if r == 0.0:

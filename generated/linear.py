@@ -42,7 +42,7 @@ COMMAND = 'python -m derive --activation linear'
 DERIVATION_PATH = "closed form"
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""

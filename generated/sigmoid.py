@@ -193,30 +193,39 @@ def _remainder_sums(r, b, closed_tails, jumps):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
     t0 = 2*b
     t1 = r**2
     t2 = 2*r
-    t3 = 3*b
-    t4 = (4.5)*t1 + 2*math.log(2)
-    t5 = 3*r
+    t3 = math.log(2)
+    t4 = (0.5)*b**2/t1 + (0.5)*math.log(math.pi)
+    t5 = -0.5*t3 - t4
+    t6 = 3*b
+    t7 = (4.5)*t1 + 2*t3
+    t8 = 3*r
+    t9 = (1.5)*t3 - t4
     log_weight_0 = t0 + 2*t1
     mean_0 = t2
-    log_weight_1 = t3 + t4
-    mean_1 = t5
+    log_at_upper_0 = t5
+    log_weight_1 = t6 + t7
+    mean_1 = t8
+    log_at_upper_1 = t9
     log_weight_2 = -t0 + 2*t1
     mean_2 = -t2
-    log_weight_3 = -t3 + t4
-    mean_3 = -t5
+    log_at_lower_2 = t5
+    log_weight_3 = -t6 + t7
+    mean_3 = -t8
+    log_at_lower_3 = t9
     # term 0: u in (-oo, 0): exp(2*u)
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=log_weight_0, mean=mean_0, std=1.0,
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_0,
     )
     # term 1: u in (-oo, 0): (-4)*exp(3*u)
     term_1 = runtime.constant_term(
@@ -224,6 +233,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_1,
     )
     # term 2: u in (0, oo): exp(-2*u)
     term_2 = runtime.constant_term(
@@ -231,6 +241,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_2,
     )
     # term 3: u in (0, oo): (-4)*exp(-3*u)
     term_3 = runtime.constant_term(
@@ -238,6 +249,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_3,
     )
     closed_0 = runtime.tail_in_closed_form(0.0, r, b, mean_0, 1.0, False)
     if not closed_0:

@@ -230,20 +230,21 @@ def _remainder_sums(r, b, closed_tails, jumps):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
-    t0 = 2*b
-    t1 = r**2
+    t0 = r**2
+    t1 = 2*b
     t2 = 2*r
-    log_weight_1 = t0 + 2*t1
+    log_at_lower_0 = -0.5*b**2/t0 - 0.5*math.log(math.pi) - 0.5*math.log(2)
+    log_weight_1 = 2*t0 + t1
     mean_1 = t2
-    log_weight_2 = 3*b + (4.5)*t1
+    log_weight_2 = 3*b + (4.5)*t0
     mean_2 = 3*r
-    log_weight_3 = -b + (0.5)*t1
+    log_weight_3 = -b + (0.5)*t0
     mean_3 = -r
-    log_weight_4 = -t0 + 2*t1
+    log_weight_4 = 2*t0 - t1
     mean_4 = -t2
     # term 0: u in (0, oo): 1
     term_0 = runtime.constant_term(
@@ -251,6 +252,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_0,
     )
     # term 1: u in (-oo, 0): ((u + 1)**2)*exp(2*u)
     term_1 = runtime.polynomial_term(

@@ -198,29 +198,41 @@ def _remainder_sums(r, b, closed_tails, jumps):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
-    t0 = 2*b
-    t1 = r**2
-    t2 = 2*t1
-    t3 = 2*r
-    t4 = math.log(2)
-    log_weight_1 = t0 + t2
-    mean_1 = t3
-    log_weight_2 = 3*b + (4.5)*t1 + t4
+    t0 = math.log(2)
+    t1 = (0.5)*t0
+    t2 = r**2
+    t3 = (0.5)*b**2/t2 + (0.5)*math.log(math.pi)
+    t4 = t1 + t3
+    t5 = -t4
+    t6 = 2*b
+    t7 = 2*t2
+    t8 = 2*r
+    t9 = t1 - t3
+    t10 = math.log(3)
+    log_at_lower_0 = t5
+    log_weight_1 = t6 + t7
+    mean_1 = t8
+    log_at_upper_1 = t5
+    log_weight_2 = 3*b + t0 + (4.5)*t2
     mean_2 = 3*r
-    log_weight_3 = -b + (0.5)*t1 + t4
+    log_at_upper_2 = t9
+    log_weight_3 = -b + t0 + (0.5)*t2
     mean_3 = -r
-    log_weight_4 = -t0 + t2 + math.log(3)
-    mean_4 = -t3
+    log_at_lower_3 = t9
+    log_weight_4 = t10 - t6 + t7
+    mean_4 = -t8
+    log_at_lower_4 = t10 - t4
     # term 0: u in (0, oo): 1
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_0,
     )
     # term 1: u in (-oo, 0): exp(2*u)
     term_1 = runtime.constant_term(
@@ -228,6 +240,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_1,
     )
     # term 2: u in (-oo, 0): (-2)*exp(3*u)
     term_2 = runtime.constant_term(
@@ -235,6 +248,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_2,
     )
     # term 3: u in (0, oo): (-2)*exp(-u)
     term_3 = runtime.constant_term(
@@ -242,6 +256,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_3,
     )
     # term 4: u in (0, oo): (3)*exp(-2*u)
     term_4 = runtime.constant_term(
@@ -249,6 +264,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_4,
     )
     closed_0 = runtime.tail_in_closed_form(0.0, r, b, 0.0, 1.0, True)
     if not closed_0:

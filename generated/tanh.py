@@ -193,7 +193,7 @@ def _remainder_sums(r, b, closed_tails, jumps):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
@@ -202,23 +202,31 @@ def _tilted_moments(r, b):
     t2 = r**2
     t3 = 4*t1 + 8*t2
     t4 = 4*r
-    t5 = 6*b
-    t6 = 6*t1 + 18*t2
-    t7 = 6*r
+    t5 = (0.5)*b**2/t2 + (0.5)*math.log(math.pi)
+    t6 = (3.5)*t1 - t5
+    t7 = 6*b
+    t8 = 6*t1 + 18*t2
+    t9 = 6*r
+    t10 = (5.5)*t1 - t5
     log_weight_0 = t0 + t3
     mean_0 = t4
-    log_weight_1 = t5 + t6
-    mean_1 = t7
+    log_at_upper_0 = t6
+    log_weight_1 = t7 + t8
+    mean_1 = t9
+    log_at_upper_1 = t10
     log_weight_2 = -t0 + t3
     mean_2 = -t4
-    log_weight_3 = -t5 + t6
-    mean_3 = -t7
+    log_at_lower_2 = t6
+    log_weight_3 = -t7 + t8
+    mean_3 = -t9
+    log_at_lower_3 = t10
     # term 0: u in (-oo, 0): (16)*exp(4*u)
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=log_weight_0, mean=mean_0, std=1.0,
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_0,
     )
     # term 1: u in (-oo, 0): (-64)*exp(6*u)
     term_1 = runtime.constant_term(
@@ -226,6 +234,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_1,
     )
     # term 2: u in (0, oo): (16)*exp(-4*u)
     term_2 = runtime.constant_term(
@@ -233,6 +242,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_2,
     )
     # term 3: u in (0, oo): (-64)*exp(-6*u)
     term_3 = runtime.constant_term(
@@ -240,6 +250,7 @@ def _tilted_moments(r, b):
         one_minus_variance=0.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf,
+        log_at_lower=log_at_lower_3,
     )
     closed_0 = runtime.tail_in_closed_form(0.0, r, b, mean_0, 1.0, False)
     if not closed_0:

@@ -17,7 +17,7 @@ import sympy as sp
 from fisher_sym import fisher
 from fisher_sym.codegen.layer_template import LAYER_API
 from fisher_sym.codegen.printer import print_assignments
-from fisher_sym.gaussian import GaussianIntegrals, GaussianTerm, NumericalPlan
+from fisher_sym.gaussian import B, R, GaussianIntegrals, GaussianTerm, NumericalPlan
 from fisher_sym.activations import U
 from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
 
@@ -75,7 +75,7 @@ $layer_api''')
 
 
 CLOSED_FORM_MOMENTS = Template('''\
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""
@@ -175,7 +175,7 @@ def _remainder_sums(r, b, closed_tails, jumps):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
@@ -207,12 +207,22 @@ def _term_parameters(term: GaussianTerm) -> dict[str, sp.Expr]:
     """The symbolic parameters of one term's runtime call, before printing."""
     if term.is_constant:
         (constant,) = term.polynomial
-        return {
+        parameters = {
             "log_weight": sp.log(abs(constant)) + term.log_scale,
             "mean": term.mean,
             "std": term.std,
             "one_minus_variance": term.one_minus_variance,
         }
+        # log|c| + Q(c) + log φ(z_c) + log σ = log_weight + log φ(y) at a finite end c.
+        for key, kink in (("log_at_lower", term.lower), ("log_at_upper", term.upper)):
+            if kink not in (sp.oo, -sp.oo):
+                z = (kink - B) / R
+                exponent = term.q2 * kink**2 + term.q1 * kink + term.q0
+                parameters[key] = (
+                    sp.log(abs(constant)) + exponent - z**2 / 2 - sp.log(2 * sp.pi) / 2
+                    + sp.log(term.std)
+                )
+        return parameters
     return {"log_weight": term.log_scale, "mean": term.mean, "std": term.std}
 
 
@@ -234,12 +244,16 @@ def _moments_body(terms: tuple[GaussianTerm, ...]) -> tuple[str, str]:
         header = f"    # term {index}: {term.describe()}"
         if term.is_constant:
             sign = _number(sp.sign(term.polynomial[0]))
+            edges = "".join(
+                f"\n        {key}={arguments[key]}," for key in ("log_at_lower", "log_at_upper")
+                if key in arguments
+            )
             call = (
                 f"    term_{index} = runtime.constant_term(\n"
                 f"        sign={sign}, log_weight={arguments['log_weight']}, "
                 f"mean={arguments['mean']}, std={arguments['std']},\n"
                 f"        one_minus_variance={arguments['one_minus_variance']},\n"
-                f"        {bounds},\n"
+                f"        {bounds},{edges}\n"
                 f"    )"
             )
         else:
