@@ -36,7 +36,7 @@ def test_one_sided_form_equals_the_original_and_is_finite_far_out(name, positive
     original, stable = as_mpmath(g), as_mpmath(rewritten)
     in_double = as_float(rewritten, positive_side)
     sign = 1 if positive_side else -1
-    for magnitude in (0.5, 3.0, 30.0):
+    for magnitude in (0.5, 30.0):
         u = sign * magnitude
         with mpmath.workdps(300):  # evaluated through erfc both forms cancel: give them digits
             want, got = original(u), stable(u)
