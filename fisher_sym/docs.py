@@ -288,8 +288,12 @@ def read_accuracy_rows(page: str) -> dict[str, report.Worst]:
     where = dict(
         match.groups() for match in map(_WHERE_PATTERN.match, section.splitlines()) if match
     )
+    skipped: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("Grid points without an mpmath reference"):
+            skipped = line.partition("(left out of the table): ")[2].rstrip(".").split("; ")
     return {
-        quantity: report.Worst(error, where[quantity])
+        quantity: report.Worst(error, where[quantity], list(skipped))
         for quantity, error in zip(report.QUANTITIES, errors, strict=True)
     }
 

@@ -50,8 +50,8 @@ radii = st.one_of(
     st.just(0.0),
 )
 biases = st.floats(-50.0, 50.0)
-TAILS = [(1.0, -30.0), (1.0, 30.0), (1e4, 50.0), (0.01, 50.0)]
-RELU_TAILS = TAILS + [(0.0, -1.0), (1e-7, 0.5), (0.5, 10.0), (1e-3, 0.0), (1.0, -37.0),
+TAILS = [(1.0, -30.0), (1e4, 50.0)]
+RELU_TAILS = TAILS + [(1.0, 30.0), (0.01, 50.0), (0.0, -1.0), (1e-7, 0.5), (0.5, 10.0), (1e-3, 0.0), (1.0, -37.0),
                       (1e4, -50.0), (1.0, 0.0), (0.0, 0.0), (0.0, 2.0), (2.0, -10.0)]
 CASES = [(name, r, b) for name in GENERATED for r, b in (RELU_TAILS if name == "relu" else TAILS)]
 
@@ -100,7 +100,7 @@ def test_blocks_in_the_tails_and_at_zero_radius(name, r, b):
 
 @pytest.mark.parametrize("name", GENERATED)
 def test_blocks_match_quadrature(name):
-    @settings(max_examples=examples(name, 40, 3), deadline=None,
+    @settings(max_examples=examples(name, 40, 2), deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(r=radii, b=biases)
     def check(r, b):
@@ -120,7 +120,7 @@ def test_inverse_coefficients_in_the_tails(name, r, b, damping):
 
 @pytest.mark.parametrize("name", GENERATED)
 def test_inverse_coefficients_match_high_precision_inverse(name):
-    @settings(max_examples=examples(name, 25, 2), deadline=None,
+    @settings(max_examples=examples(name, 25, 1), deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(r=radii, b=biases, damping=st.sampled_from([0.0, 1e-8, 1e-2, 3.0]))
     def check(r, b, damping):
