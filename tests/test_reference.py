@@ -193,6 +193,26 @@ def test_tanh_against_sech_quadrature(r, b):
     _assert_close_mp(got, want)
 
 
+# sigmoid: phi'^2 = sigma(u)^2 sigma(-u)^2 is even in u, so at b = 0 A0n vanishes exactly, while
+# the module's f(z) - f(-z) is pure rounding noise (its two evaluations round differently).
+@pytest.mark.parametrize("r, b", [(1, 0), (1e-3, 0), (2.5, -1.5)])
+def test_sigmoid_against_plain_quadrature(r, b):
+    got = fisher_blocks_mp(1 / (1 + sympy.exp(-U)), r, b, dps=DPS)
+    with mpmath.workdps(DPS + 20):
+        r_, b_ = mpmath.mpf(r), mpmath.mpf(b)
+
+        def f(z):
+            u = r_ * z + b_
+            return (mpmath.exp(-abs(u)) / (1 + mpmath.exp(-abs(u))) ** 2) ** 2 * mpmath.npdf(z)
+
+        pts = [mpmath.ninf, *sorted({-8, -2, 0, 2, 8, -b_ / r_}), mpmath.inf]
+        want = [mpmath.quad(lambda z, k=k: f(z) * z**k, pts, maxdegree=10) for k in range(3)]
+    if b == 0:
+        assert got[1] == 0
+        want[1] = mpmath.mpf(0)
+    _assert_close_mp(got, want)
+
+
 def test_tanh_zero_radius_and_continuity():
     got = fisher_blocks_mp(TANH, 0, 0.7, dps=DPS)
     with mpmath.workdps(2 * DPS):
