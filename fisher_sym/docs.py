@@ -28,7 +28,14 @@ import sympy as sp
 from fisher_sym import fisher, report
 from fisher_sym.activations import Activation, ActivationError, U
 from fisher_sym.codegen.emit import write_atomically
-from fisher_sym.gaussian import GaussianIntegrals, NoClosedForm, derive_integrals, pieces
+from fisher_sym.gaussian import (
+    GaussianIntegrals,
+    NoClosedForm,
+    derive_integrals,
+    numerical_plan,
+    pieces,
+)
+from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
 
 #: The docs pages' accuracy grid: small enough to compute for every page in a few minutes.
 ACCURACY_RADII = (0.0, 0.1, 1.0, 10.0, 1e4)
@@ -191,15 +198,48 @@ def _closed_forms_section(integrals: GaussianIntegrals) -> list[str]:
     ]
 
 
-def _no_closed_form_section(activation: Activation, error: NoClosedForm) -> list[str]:
-    return [
-        "## No closed form",
+def _numerical_section(activation: Activation, error: NoClosedForm) -> list[str]:
+    """The numerical plan of ``gaussian.numerical_plan``: closed-form part and remainder ρ."""
+    plan = numerical_plan(activation.expression, str(error))
+    lines = [
+        "## No closed form: the numerical scheme",
         "",
-        f"φ'(u)² does not split into Gaussian terms P(u)·exp(Q(u)): {error}. The generated "
-        f"module `generated/{activation.name}.py` evaluates A00, A0n and Ann with the numerical "
-        "scheme its docstring describes; the inverse coefficients below are the same, and the "
-        "accuracy table measures that scheme against mpmath.",
+        f"φ'(u)² does not split into Gaussian terms P(u)·exp(Q(u)) ({error}), so "
+        f"`generated/{activation.name}.py` integrates it in two parts "
+        "([the scheme](../numerics.md#activations-without-a-closed-form)):",
+        "",
+        _display(r"\varphi'(u)^2", latex(plan.g)),
+        "",
+        "**In closed form**: the limits of φ'² at ±∞ (a step at u = 0) and the leading "
+        "exponential terms of each tail, Gaussian terms P(u)·exp(Q(u)) like those of a "
+        "closed-form activation. Where a tail term's Gaussian lies far beyond its edge, or "
+        "next to it at small r, the kernel integrates that term with ρ instead.",
+        "",
+        "| interval of u | term |",
+        "|---|---|",
     ]
+    for term in plan.tails:
+        expression = term.polynomial_expr() * sp.exp(term.q2 * U**2 + term.q1 * U + term.q0)
+        lines.append(f"| $({latex(term.lower)}, {latex(term.upper)})$ | {_cell(expression)} |")
+    lines += [
+        "",
+        "**By quadrature**: the remainder ρ = φ'² − (closed-form part), which decays on both "
+        "sides. It is written on each side of 0 in t = exp(−|u|) ≤ 1 (and erfcx for erf), so "
+        "that it neither overflows nor cancels:",
+        "",
+    ]
+    for piece in plan.remainder:
+        where = rf"{latex(piece.lower)} < u < {latex(piece.upper)}"
+        variable = T_POSITIVE if piece.positive_side else S_NEGATIVE
+        if piece.value.has(variable):
+            where += rf",\; {latex(variable)} = {latex(sp.exp(-U if piece.positive_side else U))}"
+        lines += [_display(r"\rho(u)", rf"{latex(piece.value)} \qquad ({where})"), ""]
+    lines += [
+        "E[ρ(rz + b)·(1, z, z²)] is integrated over z ~ N(0, 1) by adaptive Gauss–Legendre "
+        "quadrature on panels at the features of ρ(rz + b); Stein's identity gives A0n and "
+        "A00 − Ann from ρ' and ρ'' without the cancellation of the direct integrals at small r.",
+    ]
+    return lines
 
 
 def _inverse_section() -> list[str]:
@@ -326,7 +366,7 @@ def render_activation_page(
         derivation = _terms_section(integrals) + [""] + _closed_forms_section(integrals)
         path = "closed form"
     except NoClosedForm as error:
-        derivation = _no_closed_form_section(activation, error)
+        derivation = _numerical_section(activation, error)
         path = "numerical"
     sections = [
         [
