@@ -8,6 +8,7 @@ in turn, repeated), so that a background load shifts them alike; each time is th
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import statistics
@@ -183,6 +184,38 @@ def gpu_report(min_time, max_repeats, shapes):
     return "\n".join(lines)
 
 
+COEFFICIENT_ACTIVATIONS = ("relu", "elu", "erf", "gelu", "tanh", "sigmoid", "softplus", "silu")
+
+
+def coefficient_rows(min_time, max_repeats, m=1024, n=1024):
+    """Per activation: the per-unit cost of the coefficients (``inverse_coefficients`` on m
+    units) against that of the whole layer pass (``natural_gradient`` on an (m, n) float64
+    layer, which evaluates the same coefficients once per row)."""
+    W, b, grad_W, grad_b = layer(m, n, np.float64)
+    r = np.linalg.norm(W, axis=1)
+    nat_W, nat_b = np.empty_like(W), np.empty_like(b)
+    W_sgd = W.copy()
+    rows = []
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # inverse_coefficients is serial: compare one core with one core
+    for name in COEFFICIENT_ACTIVATIONS:
+        module = importlib.import_module(f"generated.{name}")
+        times = timed(
+            {
+                "coefficients": lambda module=module: module.inverse_coefficients(r, b, DAMPING),
+                "layer": lambda module=module: module.natural_gradient(
+                    W, b, grad_W, grad_b, DAMPING, out=(nat_W, nat_b)
+                ),
+                "sgd": lambda: kernels.sgd_step(W_sgd, grad_W, 1e-6),
+            },
+            min_time,
+            max_repeats,
+        )
+        rows.append({"name": name, "path": module.DERIVATION_PATH.partition(" (")[0], **times})
+    numba.set_num_threads(threads)
+    return rows
+
+
 def machine():
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -201,6 +234,24 @@ def machine():
     )
 
 
+def print_coefficient_costs(min_time, max_repeats):
+    m = n = 1024
+    print(f"Per-unit cost of the coefficients (Abar00, X, Y, Z) against the O(n) pass over a "
+          f"row, m = {m} units, n = {n}, float64, one thread; µs per unit "
+          f"({SUMMARY.__name__} over the repeats). The row pass is the plain SGD step "
+          "W -= lr·grad_W (the same memory traffic as natural_gradient); "
+          "coefficients/row = their ratio.\n")
+    print("| activation | path | coefficients µs | natural_gradient(out=) µs | "
+          "SGD step µs | coefficients / row pass |")
+    print("|---|---|---|---|---|---|")
+    for row in coefficient_rows(min_time, max_repeats, m, n):
+        per_unit = {key: row[key] / m * 1e6 for key in ("coefficients", "layer", "sgd")}
+        print(f"| {row['name']} | {row['path']} | {per_unit['coefficients']:.2f} | "
+              f"{per_unit['layer']:.2f} | {per_unit['sgd']:.2f} | "
+              f"{per_unit['coefficients'] / per_unit['sgd']:.2f} |")
+    print()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
@@ -211,6 +262,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="only the two smaller shapes")
     parser.add_argument("--statistic", choices=sorted(STATISTIC), default="median",
                         help="how the repeats of each contender are summarised (default median)")
+    parser.add_argument("--coefficients", action="store_true",
+                        help="only the per-unit cost of the coefficients, per activation")
     parser.add_argument("--threads", type=int, default=None,
                         help="numba threads for every parallel kernel (default: all)")
     arguments = parser.parse_args(argv)
@@ -219,9 +272,12 @@ def main(argv=None):
     if arguments.threads:
         numba.set_num_threads(arguments.threads)
     shapes = SHAPES[:2] if arguments.quick else SHAPES
+    print(f"Machine: {machine()}\n")
+    print_coefficient_costs(arguments.min_time, arguments.max_repeats)
+    if arguments.coefficients:
+        return
     rows = cpu_rows(arguments.min_time, arguments.max_repeats, shapes)
 
-    print(f"Machine: {machine()}\n")
     print(f"Contenders on the same arrays, relu, damping {DAMPING}; {arguments.statistic} ms "
           "per call. "
           "bound = 3·m·n·itemsize / triad bandwidth (= the triad's own time);")
