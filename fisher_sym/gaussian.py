@@ -28,10 +28,13 @@ from functools import cached_property
 import sympy as sp
 
 from fisher_sym.activations import U, ActivationError
+from fisher_sym.special import MAX_MOMENT_ORDER
 
 R = sp.Symbol("r", nonnegative=True)
 B = sp.Symbol("b", real=True)
 Y = sp.Symbol("y", real=True)
+#: Largest degree of P in a term P(u)·exp(Q(u)): its moments need orders up to degree + 2.
+MAX_POLYNOMIAL_DEGREE = MAX_MOMENT_ORDER - 2
 
 
 class NoClosedForm(Exception):
@@ -225,6 +228,12 @@ def gaussian_terms(piece_list: list[Piece]) -> list[GaussianTerm]:
                     "its Gaussian integrals diverge for large r"
                 )
             coefficients = tuple(sp.Poly(polynomial, U).all_coeffs()[::-1])
+            if len(coefficients) - 1 > MAX_POLYNOMIAL_DEGREE:
+                raise ActivationError(
+                    f"φ'(u)² has a polynomial factor of degree {len(coefficients) - 1} on "
+                    f"({piece.lower}, {piece.upper}); the kernels support degree up to "
+                    f"{MAX_POLYNOMIAL_DEGREE}"
+                )
             terms.append(GaussianTerm(piece.lower, piece.upper, coefficients, q2, q1, q0))
     return terms
 

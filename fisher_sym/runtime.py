@@ -20,7 +20,13 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from fisher_sym.special import mills_ratio, normal_interval_moments, normal_interval_summary
+from fisher_sym.special import (
+    SCRATCH_SIZE,
+    mills_ratio,
+    normal_interval_moments,
+    normal_interval_summary,
+    scratch,
+)
 
 EMPTY_TERM = (1.0, -math.inf, 0.0, 0.0, 1.0)
 #: Beyond |z| = 40 the Gaussian weight is below 1e-347: quadrature ends there, and a
@@ -112,10 +118,10 @@ def constant_term(
 
 
 @numba.njit(cache=True)
-def _taylor_shift(coefficients, origin, step):
-    """Coefficients in s of P(origin + step·s), for P(u) = Σ_k coefficients[k] u^k."""
+def _taylor_shift(coefficients, origin, step, shifted):
+    """Fill ``shifted`` (length degree + 1) with the coefficients in s of P(origin + step·s),
+    for P(u) = Σ_k coefficients[k] u^k."""
     degree = len(coefficients) - 1
-    shifted = np.empty(degree + 1)
     for k in range(degree + 1):
         shifted[k] = coefficients[k]
     # Repeated synthetic division by (u − origin) gives the Taylor coefficients at origin.
@@ -126,7 +132,6 @@ def _taylor_shift(coefficients, origin, step):
     for k in range(degree + 1):
         shifted[k] *= scale
         scale *= step
-    return shifted
 
 
 @numba.njit(cache=True)
@@ -144,11 +149,12 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
     if y_lower >= y_upper:
         return EMPTY_TERM
     degree = len(coefficients) - 1
-    moments = np.empty(degree + 3)
+    moments = scratch(SCRATCH_SIZE)[: degree + 3]
     log_scale, anchor = normal_interval_moments(y_lower, y_upper, moments)
     z_anchor = mean + std * anchor
     step = r * std
-    shifted = _taylor_shift(coefficients, r * z_anchor + b, step)
+    shifted = scratch(SCRATCH_SIZE)[: degree + 1]
+    _taylor_shift(coefficients, r * z_anchor + b, step, shifted)
     mass = first = second = 0.0
     for j in range(degree + 1):
         mass += shifted[j] * moments[j]

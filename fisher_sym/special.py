@@ -28,9 +28,12 @@ float64 array), and never return NaN for arguments in their documented domain.
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 MAX_MOMENT_ORDER = 12
+#: Length of the work arrays that ``scratch`` hands out for moments up to MAX_MOMENT_ORDER.
+SCRATCH_SIZE = MAX_MOMENT_ORDER + 1
 """Highest moment order j that `normal_interval_moments` computes to full accuracy."""
 
 SQRT2 = 1.4142135623730950488
@@ -64,6 +67,47 @@ TAIL_START = 3.0
 # worst error for j = 12 is ~2e-14 (at 6 instead of 8 it would be ~1.3e-13).
 NARROW_LIMIT = 8.0
 GL_NODES, GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
+
+
+def scratch(size):
+    """A float64 work array of ``size`` elements (an integer constant): ``np.empty`` on the
+    CPU, a thread-local array in CUDA device code (``register_device_scratch``), so that the
+    same compiled functions run on both without a heap allocation on the GPU."""
+    return np.empty(size)
+
+
+@numba.extending.overload(scratch, target="cpu")
+def _scratch_cpu(size):
+    return lambda size: np.empty(size)
+
+
+def register_device_scratch():
+    """Teach numba-cuda ``scratch``: ``cuda.local.array`` of the literal size. Called by the
+    generated modules when they build their CUDA kernels; a no-op where numba-cuda's
+    extension API is missing (numba's CUDA simulator runs the CPU functions)."""
+    global _DEVICE_SCRATCH_REGISTERED
+    if _DEVICE_SCRATCH_REGISTERED:
+        return
+    try:
+        from numba import cuda
+        from numba.cuda.extending import overload
+    except ImportError:
+        return
+    _DEVICE_SCRATCH_REGISTERED = True
+
+    @overload(scratch, prefer_literal=True, inline="always")
+    def _scratch_device(size):
+        if not isinstance(size, numba.types.IntegerLiteral):
+            raise numba.errors.TypingError("scratch(size) needs an integer constant on a GPU")
+        length = size.literal_value
+
+        def allocate(size):
+            return cuda.local.array(length, numba.float64)
+
+        return allocate
+
+
+_DEVICE_SCRATCH_REGISTERED = False
 
 
 @numba.njit(cache=True)
@@ -402,7 +446,7 @@ def normal_interval_moments(lo, hi, out):
     order = len(out) - 1
     if order < 0 or order > MAX_MOMENT_ORDER:
         raise ValueError("normal_interval_moments: len(out) must be in 1..MAX_MOMENT_ORDER + 1")
-    return _interval_moments(lo, hi, out, np.empty_like(out))
+    return _interval_moments(lo, hi, out, scratch(SCRATCH_SIZE)[: len(out)])
 
 
 @numba.njit(cache=True)
@@ -415,7 +459,7 @@ def normal_interval_summary(lo, hi):
     Accuracy: log_mass to 1e-13·max(1, |log_mass|) absolute, mean to 1e-13·(|mean| + √var),
     var and one_minus_var to ~1e-13 relative (wherever they are normal doubles).
     """
-    work = np.empty(6)
+    work = scratch(6)
     moments = work[:3]
     log_mass, anchor = _interval_moments(lo, hi, moments, work[3:])
     mean = anchor + moments[1]

@@ -48,7 +48,7 @@ def _tilted_moments(r, b):
     under the density ∝ φ'(rz+b)² φ(z)."""
     # term 0: u in (-oo, oo): (u**2 + 1)**2
     term_0 = runtime.polynomial_term(
-        coefficients=np.array((1.0, 0.0, 2.0, 0.0, 1.0,)),
+        coefficients=(1.0, 0.0, 2.0, 0.0, 1.0,),
         log_weight=0.0, mean=0.0, std=1.0,
         z_lower=-math.inf,
         z_upper=math.inf, r=r, b=b,
@@ -396,6 +396,7 @@ def _cuda_build():
             "kernels in numba's CUDA simulator, set NUMBA_ENABLE_CUDASIM=1 in the environment "
             "before numba.cuda is first imported."
         )
+    special.register_device_scratch()  # work arrays of the coefficients: thread-local
     threads = _CUDA["threads"]
     float64 = numba.float64
     row_head = _cuda.jit(device=True)(_row_head.py_func)

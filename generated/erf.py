@@ -404,6 +404,7 @@ def _cuda_build():
             "kernels in numba's CUDA simulator, set NUMBA_ENABLE_CUDASIM=1 in the environment "
             "before numba.cuda is first imported."
         )
+    special.register_device_scratch()  # work arrays of the coefficients: thread-local
     threads = _CUDA["threads"]
     float64 = numba.float64
     row_head = _cuda.jit(device=True)(_row_head.py_func)

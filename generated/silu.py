@@ -256,28 +256,28 @@ def _tilted_moments(r, b):
     )
     # term 1: u in (-oo, 0): ((u + 1)**2)*exp(2*u)
     term_1 = runtime.polynomial_term(
-        coefficients=np.array((1.0, 2.0, 1.0,)),
+        coefficients=(1.0, 2.0, 1.0,),
         log_weight=log_weight_1, mean=mean_1, std=1.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r), r=r, b=b,
     )
     # term 2: u in (-oo, 0): (-2*(u + 1)*(2*u + 1))*exp(3*u)
     term_2 = runtime.polynomial_term(
-        coefficients=np.array((-2.0, -6.0, -4.0,)),
+        coefficients=(-2.0, -6.0, -4.0,),
         log_weight=log_weight_2, mean=mean_2, std=1.0,
         z_lower=-math.inf,
         z_upper=runtime.kink_to_z(0.0, b, r), r=r, b=b,
     )
     # term 3: u in (0, oo): (2*(u - 1))*exp(-u)
     term_3 = runtime.polynomial_term(
-        coefficients=np.array((-2.0, 2.0,)),
+        coefficients=(-2.0, 2.0,),
         log_weight=log_weight_3, mean=mean_3, std=1.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf, r=r, b=b,
     )
     # term 4: u in (0, oo): (u**2 - 6*u + 3)*exp(-2*u)
     term_4 = runtime.polynomial_term(
-        coefficients=np.array((3.0, -6.0, 1.0,)),
+        coefficients=(3.0, -6.0, 1.0,),
         log_weight=log_weight_4, mean=mean_4, std=1.0,
         z_lower=runtime.kink_to_z(0.0, b, r),
         z_upper=math.inf, r=r, b=b,
@@ -641,6 +641,7 @@ def _cuda_build():
             "kernels in numba's CUDA simulator, set NUMBA_ENABLE_CUDASIM=1 in the environment "
             "before numba.cuda is first imported."
         )
+    special.register_device_scratch()  # work arrays of the coefficients: thread-local
     threads = _CUDA["threads"]
     float64 = numba.float64
     row_head = _cuda.jit(device=True)(_row_head.py_func)

@@ -260,7 +260,7 @@ def _moments_body(terms: tuple[GaussianTerm, ...]) -> tuple[str, str]:
             coefficients = ", ".join(_number(c) for c in term.polynomial)
             call = (
                 f"    term_{index} = runtime.polynomial_term(\n"
-                f"        coefficients=np.array(({coefficients},)),\n"
+                f"        coefficients=({coefficients},),\n"
                 f"        log_weight={arguments['log_weight']}, mean={arguments['mean']}, "
                 f"std={arguments['std']},\n"
                 f"        {bounds}, r=r, b=b,\n"

@@ -16,16 +16,15 @@ then written (or W updated in place) from the same addresses, while they are in 
 Per-row coefficients on the device. numba.cuda compiles a CPU ``@numba.njit`` function called
 from device code as a device function (from its Python source), so the fused kernel calls
 ``_row_head`` → ``_row_coefficients`` → ``_coefficients`` → ``_tilted_moments`` → the runtime
-and special-function helpers directly. This runs under the CUDA simulator (which executes the
-njit functions on the CPU). For a real GPU every function in that chain must also compile for
-the device: with numba 0.68's built-in numba.cuda the keyword-argument calls of the runtime
-helpers are refused, and with numba-cuda 0.30 the heap scratch arrays of the special-function
-helpers (``np.empty`` in ``special.normal_interval_summary``; ``np.array``/``np.empty`` in
-``runtime.polynomial_term``) are (checked by compiling to PTX for sm_90 with CUDA 13's NVVM;
-no GPU on the development machine). So the first launch tries the fused kernel and, if its
-device compilation fails, warns once and falls back to two kernels with the coefficients on
-the host: the row sums (one read of W, grad_W), the m coefficients by the CPU kernel, then
-the write pass (a second read): 5 instead of 3 array passes, but correct on every GPU.
+and special-function helpers directly: 3 array passes (read W and grad_W, write the result).
+Their work arrays come from ``special.scratch``, a thread-local array on the device
+(``special.register_device_scratch``), so the closed-form chain compiles with numba-cuda
+(checked by compiling to PTX for sm_90, tests/test_cuda_compile.py). The numerical path's
+adaptive quadrature (panel stacks, ``np.unique``) does not; nor does anything with numba's
+older built-in numba.cuda. So the first launch tries the fused kernel and, if its device
+compilation fails, warns once and falls back to two kernels with the coefficients on the
+host: the row sums (one read of W, grad_W), the m coefficients by the CPU kernel, then the
+write pass (a second read): 5 instead of 3 array passes, but correct on every GPU.
 """
 
 CUDA_API = '''\
@@ -72,6 +71,7 @@ def _cuda_build():
             "kernels in numba's CUDA simulator, set NUMBA_ENABLE_CUDASIM=1 in the environment "
             "before numba.cuda is first imported."
         )
+    special.register_device_scratch()  # work arrays of the coefficients: thread-local
     threads = _CUDA["threads"]
     float64 = numba.float64
     row_head = _cuda.jit(device=True)(_row_head.py_func)

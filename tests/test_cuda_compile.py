@@ -1,0 +1,60 @@
+"""The fused GPU kernel compiles for a real GPU (PTX for sm_90), without one.
+
+The CUDA simulator runs the njit chain on the CPU and so cannot show whether it compiles for
+the device. Where numba-cuda and CUDA's NVVM and NVRTC are installed (``fisher_sym[cuda]``
+plus a CUDA toolkit), this compiles the fused kernel of closed-form modules to PTX; the compute
+capability is supplied by hand, as there is no device to ask. Skipped elsewhere.
+"""
+
+import functools
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = """
+import importlib, sys
+from numba import cuda
+import numba.cuda.dispatcher as dispatcher
+
+class Device:  # device functions ask the current device for its compute capability
+    compute_capability = (9, 0)
+
+dispatcher.get_current_device = lambda: Device()
+cuda.is_available = lambda: True
+module = importlib.import_module("generated." + sys.argv[1])
+fused = module._cuda_build()[1]
+for dtype in ("float64", "float32"):
+    matrix, vector = dtype + "[:, ::1]", dtype + "[::1]"
+    signature = (f"void({matrix}, {vector}, {matrix}, {vector}, float64, float64, boolean, "
+                 f"float64, float64, {matrix}, {vector}, uint8[::1])")
+    ptx, _ = cuda.compile_ptx(fused.py_func, signature, cc=(9, 0))
+    assert ".entry" in ptx
+print("compiled")
+"""
+
+
+@functools.cache
+def toolchain_missing() -> str:
+    if importlib.util.find_spec("numba_cuda") is None:
+        return "numba-cuda is not installed (pip install 'fisher_sym[cuda]')"
+    probe = subprocess.run(
+        [sys.executable, "-c", "from numba import cuda; "
+         "cuda.compile_ptx(lambda a: None, 'void(float64[:])', cc=(9, 0))"],
+        capture_output=True, text=True, timeout=300,
+    )
+    if probe.returncode != 0:
+        return "no CUDA NVVM/NVRTC to compile PTX with: " + probe.stderr.strip().splitlines()[-1]
+    return ""
+
+
+@pytest.mark.parametrize("name", ["relu", "elu", "cubic"])
+def test_fused_kernel_compiles_for_the_device(name):
+    missing = toolchain_missing()
+    if missing:
+        pytest.skip(missing)
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT, name], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0 and "compiled" in run.stdout, run.stderr[-3000:]
