@@ -188,9 +188,9 @@ COEFFICIENT_ACTIVATIONS = ("relu", "elu", "erf", "gelu", "tanh", "sigmoid", "sof
 
 
 def coefficient_rows(min_time, max_repeats, m=1024, n=1024):
-    """Per activation: the per-unit cost of the coefficients (``inverse_coefficients`` on m
-    units) against that of the whole layer pass (``natural_gradient`` on an (m, n) float64
-    layer, which evaluates the same coefficients once per row)."""
+    """Seconds per call, per activation, on one thread: ``inverse_coefficients`` of m units,
+    ``natural_gradient`` of an (m, n) float64 layer (which evaluates them once per row), and
+    the plain SGD step on that layer (the O(n) pass over each row, for scale)."""
     W, b, grad_W, grad_b = layer(m, n, np.float64)
     r = np.linalg.norm(W, axis=1)
     nat_W, nat_b = np.empty_like(W), np.empty_like(b)
