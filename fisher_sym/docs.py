@@ -235,8 +235,10 @@ def _numerical_section(activation: Activation, error: NoClosedForm) -> list[str]
             where += rf",\; {latex(variable)} = {latex(sp.exp(-U if piece.positive_side else U))}"
         lines += [_display(r"\rho(u)", rf"{latex(piece.value)} \qquad ({where})"), ""]
     lines += [
-        "E[ρ(rz + b)·(1, z, z²)] is integrated over z ~ N(0, 1) by adaptive Gauss–Legendre "
-        "quadrature on panels at the features of ρ(rz + b); Stein's identity gives A0n and "
+        "E[ρ(rz + b)·(1, z, z²)] is integrated by a fixed Gauss–Legendre rule in u, with ρ "
+        "tabulated at its nodes, wherever that rule checks itself, and otherwise by adaptive "
+        "Gauss–Legendre quadrature in z on panels at the features of ρ(rz + b); Stein's "
+        "identity gives A0n and "
         "A00 − Ann from ρ' and ρ'' without the cancellation of the direct integrals at small r.",
     ]
     return lines

@@ -22,11 +22,13 @@ import numpy as np
 
 from fisher_sym.special import (
     SCRATCH_SIZE,
+    INV_SQRT_2PI,
     mills_ratio,
     normal_interval_moments,
     normal_interval_summary,
     scratch,
 )
+from fisher_sym.special import _split_square as split_square
 
 EMPTY_TERM = (1.0, -math.inf, 0.0, 0.0, 1.0)
 #: Beyond |z| = 40 the Gaussian weight is below 1e-347: quadrature ends there, and a
@@ -312,6 +314,120 @@ def quadrature_edges(r, b, kinks):
                     count += 1
     edges = np.unique(candidates[:count])
     return edges
+
+
+# --- the numerical path's fast rule: fixed nodes in u ---------------------------------------
+#
+# E[h(rz + b)] = ∫ h(u) φ((u − b)/r)/r du. In u the remainder ρ has fixed features (its kinks,
+# scale 1 around them, exponential decay beyond), so one set of nodes in u serves every unit and
+# ρ, ρ', ρ'' are tabulated once per module: a unit costs one exp per node instead of a full
+# evaluation of ρ at nodes placed in z. The rule is accepted for a unit only when it checks
+# itself: the same sums with half the nodes per panel must agree (Gauss–Kronrod style, an
+# agreement of 1e-11 of the summed |integrand| means an error far below it for the finer rule),
+# and the integrand must have decayed at both ends of the window; otherwise the adaptive
+# quadrature in z runs.
+
+#: Panel edges in u of the fixed rule (kinks of ρ are added); ρ is negligible beyond ±16.
+FIXED_U_EDGES = np.array([-16.0, -8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
+FIXED_GL_FINE = np.polynomial.legendre.leggauss(20)
+FIXED_GL_COARSE = np.polynomial.legendre.leggauss(10)
+#: Agreement required between the two rules, relative to the summed |integrand|.
+FIXED_RULE_TOLERANCE = 1e-11
+#: Below this radius the Gaussian is too narrow for the fixed panels: skip the attempt.
+FIXED_RULE_MIN_RADIUS = 0.25
+
+
+def fixed_u_nodes(kinks):
+    """(nodes, weights) in u of the fine and of the coarse rule, as four float64 arrays:
+    Gauss–Legendre on the panels FIXED_U_EDGES, split at the kinks inside the window."""
+    edges = np.unique(np.concatenate([FIXED_U_EDGES, np.asarray(kinks, dtype=np.float64)]))
+    edges = edges[(edges >= FIXED_U_EDGES[0]) & (edges <= FIXED_U_EDGES[-1])]
+    rules = []
+    for nodes, weights in (FIXED_GL_FINE, FIXED_GL_COARSE):
+        half = 0.5 * np.diff(edges)[:, None]
+        middle = 0.5 * (edges[1:] + edges[:-1])[:, None]
+        rules += [(middle + half * nodes).ravel(), (half * weights).ravel()]
+    return tuple(rules)
+
+
+def fixed_rule_tables(remainder, kinks, tail_count):
+    """((nodes, weights, values, tails) of the fine rule, the same of the coarse rule), with
+    values[k] = remainder(nodes[k], all tails closed) = (ρ, ρ', ρ'') and tails[t, k] the change
+    when tail t is integrated with ρ. Plain Python over a compiled ``remainder``: run at import."""
+    fine_nodes, fine_weights, coarse_nodes, coarse_weights = fixed_u_nodes(kinks)
+    all_closed = (True,) * tail_count
+    rules = []
+    for nodes, weights in ((fine_nodes, fine_weights), (coarse_nodes, coarse_weights)):
+        values = np.array([remainder(u, all_closed) for u in nodes]).reshape(nodes.size, 3)
+        tails = np.zeros((tail_count, nodes.size, 3))
+        for t in range(tail_count):
+            flags = tuple(i != t for i in range(tail_count))
+            tails[t] = np.array([remainder(u, flags) for u in nodes]) - values
+        rules.append((nodes, weights, values, tails))
+    return tuple(rules)
+
+
+@numba.njit(cache=True)
+def _fixed_rule_sums(r, b, rule, closed_tails, centre, sums, scale):
+    """The rule's estimate of E[(ρ, ρ', ρ'', (z − c)²ρ, zρ, (1 − z²)ρ)] over z ~ N(0, 1),
+    u = rz + b, into sums (and of |·| into scale), with c = ``centre``, or E[zρ]/E[ρ] from the
+    same nodes where ``centre`` is NaN;
+    ρ at the nodes is values[k] plus the tails integrated with ρ. Returns (c, the largest
+    |integrand| density at the two end nodes)."""
+    nodes, weights, values, tails = rule
+    count = nodes.size
+    z_at = np.empty(count)
+    weighted_value = np.empty(count)
+    ends = 0.0
+    for k in range(count):
+        z = (nodes[k] - b) / r
+        # φ(z) with one exp: exp(−(hi + lo)/2) = exp(−hi/2)·(1 − lo/2) to ~1 ulp, as
+        # |lo| <= ulp(z²) is below 1e-13 wherever φ(z) does not underflow.
+        square_hi, square_lo = split_square(z)
+        density = INV_SQRT_2PI * math.exp(-0.5 * square_hi) * (1.0 - 0.5 * square_lo) / r
+        value, first, second = values[k, 0], values[k, 1], values[k, 2]
+        for t in range(tails.shape[0]):
+            if not closed_tails[t]:
+                value += tails[t, k, 0]
+                first += tails[t, k, 1]
+                second += tails[t, k, 2]
+        weight = weights[k] * density
+        terms = (value, first, second, 0.0, z * value, (1 - z * z) * value)
+        for j in range(6):
+            sums[j] += weight * terms[j]
+            scale[j] += weight * abs(terms[j])
+        z_at[k] = z
+        weighted_value[k] = weight * value
+        if k == 0 or k == count - 1:
+            ends = max(ends, density * (abs(value) + abs(first) + abs(second)))
+    if math.isnan(centre):
+        centre = sums[4] / sums[0] if sums[0] != 0.0 else 0.0
+    for k in range(count):
+        term = (z_at[k] - centre) ** 2 * weighted_value[k]
+        sums[3] += term
+        scale[3] += abs(term)
+    return centre, ends
+
+
+@numba.njit(cache=True)
+def fixed_rule_remainder_sums(r, b, closed_tails, fine, coarse):
+    """(accepted, sums, magnitude, centre) of the fixed rule in u; ``fine`` and ``coarse`` are
+    (nodes, weights, values, tails) with values[k] = (ρ, ρ', ρ'') at the nodes with every tail
+    in closed form and tails[t, k] what tail t adds when it is integrated with ρ instead."""
+    sums = np.zeros(6)
+    magnitude = np.zeros(6)
+    centre, ends = _fixed_rule_sums(r, b, fine, closed_tails, math.nan, sums, magnitude)
+    check = np.zeros(6)
+    check_scale = np.zeros(6)
+    _fixed_rule_sums(r, b, coarse, closed_tails, centre, check, check_scale)
+    # With the Gaussian's centre b inside the window, ρ(u)·φ((u − b)/r) decreases outward
+    # beyond it (ρ decays there), so its value at the end nodes bounds the truncated part.
+    window = FIXED_U_EDGES[-1]
+    accepted = abs(b) <= window and magnitude[0] > 0.0 and ends <= 1e-17 * magnitude[0]
+    for j in range(6):
+        if not abs(sums[j] - check[j]) <= FIXED_RULE_TOLERANCE * magnitude[j]:
+            accepted = False
+    return accepted, sums, magnitude, centre
 
 
 @numba.njit(cache=True)

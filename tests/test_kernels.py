@@ -262,3 +262,41 @@ def test_relu_generated_module_records_its_source():
     module, phi = load("relu")
     assert phi == sp.Max(0, U)
     assert "python -m derive --activation relu" in module.__doc__
+
+
+NUMERICAL = [name for name in GENERATED if hasattr(importlib.import_module(f"generated.{name}"), "_FIXED_U")]
+
+
+@pytest.mark.parametrize("name", NUMERICAL)
+def test_fixed_rule_agrees_with_the_adaptive_quadrature_where_it_accepts(name):
+    """The numerical path's two quadratures, fixed nodes in u and adaptive panels in z, agree
+    to the fixed rule's acceptance tolerance wherever it accepts; where the Gaussian lies beyond
+    its window (b = −47, r = 0.7: every node's weight underflows) it must refuse."""
+    from fisher_sym import runtime
+
+    module = importlib.import_module(f"generated.{name}")
+    rules = (
+        (module._FIXED_U, module._FIXED_W, module._FIXED_VALUES, module._FIXED_TAILS),
+        (module._CHECK_U, module._CHECK_W, module._CHECK_VALUES, module._CHECK_TAILS),
+    )
+    tails = module._FIXED_TAILS.shape[0]
+    rng = np.random.default_rng(7)
+    accepted = 0
+    for _ in range(300):
+        r = float(10 ** rng.uniform(-0.6, 4))
+        b = float(rng.normal(0.0, 3.0))
+        closed = tuple(bool(flag) for flag in rng.integers(0, 2, tails))
+        ok, sums, magnitude, centre = runtime.fixed_rule_remainder_sums(r, b, closed, *rules)
+        if not ok:
+            continue
+        accepted += 1
+        want, want_magnitude, want_centre = module._adaptive_remainder_sums(r, b, closed)
+        want = want.copy()  # its second moment about its own centre: move it to ours
+        shift = want_centre - centre
+        want[3] += shift**2 * want[0] + 2.0 * shift * (want[4] - want_centre * want[0])
+        # the adaptive quadrature sums |(z − c)²ρ| about 0, not about the centre: take the
+        # larger of the scales
+        scale = np.maximum(np.maximum(want_magnitude, magnitude), np.abs(want))
+        assert np.all(np.abs(sums - want) <= runtime.FIXED_RULE_TOLERANCE * scale), (r, b, closed)
+    assert accepted > 0
+    assert not runtime.fixed_rule_remainder_sums(0.7, -47.0, (True,) * tails, *rules)[0]
