@@ -21,8 +21,8 @@ import numba
 import numpy as np
 
 from fisher_sym.special import (
-    SCRATCH_SIZE,
     INV_SQRT_2PI,
+    SCRATCH_SIZE,
     mills_ratio,
     normal_interval_moments,
     normal_interval_summary,

@@ -264,7 +264,9 @@ def test_relu_generated_module_records_its_source():
     assert "python -m derive --activation relu" in module.__doc__
 
 
-NUMERICAL = [name for name in GENERATED if hasattr(importlib.import_module(f"generated.{name}"), "_FIXED_U")]
+NUMERICAL = [
+    name for name in GENERATED if hasattr(importlib.import_module(f"generated.{name}"), "_FIXED_U")
+]
 
 
 @pytest.mark.parametrize("name", NUMERICAL)
