@@ -27,8 +27,8 @@ from fisher_sym.special import (
     normal_interval_moments,
     normal_interval_summary,
     scratch,
+    split_square,
 )
-from fisher_sym.special import _split_square as split_square
 
 EMPTY_TERM = (1.0, -math.inf, 0.0, 0.0, 1.0)
 #: Beyond |z| = 40 the Gaussian weight is below 1e-347: quadrature ends there, and a

@@ -111,7 +111,7 @@ _DEVICE_SCRATCH_REGISTERED = False
 
 
 @numba.njit(cache=True)
-def _split_square(x):
+def split_square(x):
     """Return (hi, lo) with x² = hi + lo exactly (Dekker's product); lo = 0 for huge |x|."""
     square = x * x
     if not abs(x) < SQUARE_SPLIT_LIMIT:
@@ -130,7 +130,7 @@ def _exp_square(x, factor):
     ~700 ulp; exp(hi)·exp(lo) with the exact split x² = hi + lo avoids it (scaling by a power
     of two is exact).
     """
-    square_hi, square_lo = _split_square(x)
+    square_hi, square_lo = split_square(x)
     return math.exp(factor * square_hi) * math.exp(factor * square_lo)
 
 
@@ -144,7 +144,7 @@ def normal_pdf(x):
 def log_normal_pdf(x):
     """log φ(x) = -x²/2 - log √(2π); -inf only where x²/2 overflows (|x| > ~1.9e154)."""
     if abs(x) < SQUARE_SPLIT_LIMIT:
-        square_hi, square_lo = _split_square(x)
+        square_hi, square_lo = split_square(x)
         return -0.5 * square_hi - 0.5 * square_lo - LOG_SQRT_2PI
     return -(0.5 * x) * x - LOG_SQRT_2PI  # x² itself overflows already for |x| > ~1.34e154
 
