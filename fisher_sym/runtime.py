@@ -39,10 +39,10 @@ TAIL_EDGE = 8.0
 
 
 def _runtime_fingerprint() -> str:
-    """A hash of the jitted code that generated modules call (this module and special)."""
+    """A hash of the jitted code that generated modules call (this module, special, streaming)."""
     folder = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("runtime.py", "special.py"):
+    for name in ("runtime.py", "special.py", "streaming.py"):
         digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:16]
 

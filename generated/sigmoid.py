@@ -43,7 +43,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import runtime, special
+from fisher_sym import runtime, special, streaming
 
 runtime.drop_stale_cache(__file__)
 
@@ -455,13 +455,17 @@ def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limit, 
 
 
 @numba.njit(parallel=True, cache=True)
-def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit, nat_W, nat_b, status):
+def _layer_kernel(
+    W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit, nat_W, nat_b, status, stream_rows,
+):
     """Per unit i (parallel over units): status[i], and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
     or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b unused)   (step True).
 
     One read of W[i] and grad_W[i] from memory (``_row_sums``), the unit's coefficients, then
-    one fused write of the row while it is in cache: the memory traffic of one triad.
+    one fused write of the row while it is in cache: the memory traffic of one triad. With
+    ``stream_rows`` the rows of nat_W are written with non-temporal stores (``streaming``),
+    which skip the read of the lines they overwrite.
     """
     for i in numba.prange(W.shape[0]):
         w = W[i]
@@ -485,7 +489,10 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit, na
                 _write_step(w, g, lr, Abar00, along_w)
                 b[i] = value_b
             else:
-                _write_natural_gradient(w, g, nat_W[i], Abar00, along_w)
+                if stream_rows:
+                    streaming.write_row(w, g, nat_W[i], Abar00, along_w)
+                else:
+                    _write_natural_gradient(w, g, nat_W[i], Abar00, along_w)
                 nat_b[i] = value_b
         elif mode == 2:
             row = np.empty_like(w)
@@ -554,7 +561,7 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     status = np.empty(W.shape[0], dtype=np.uint8)
     limit, cast_limit = runtime.overflow_limits(W.dtype)
     _layer_kernel(W, b, grad_W, grad_b, damping, 0.0, False, limit, cast_limit, nat_W, nat_b,
-                  status)
+                  status, streaming.use_streaming_stores(nat_W))
     runtime.raise_for_row_status(status)
     return nat_W, nat_b
 
@@ -578,7 +585,7 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
     W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
     status = np.empty(W.shape[0], dtype=np.uint8)
     limit, cast_limit = runtime.overflow_limits(W.dtype)
-    _layer_kernel(W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status)
+    _layer_kernel(W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status, False)
     runtime.raise_for_row_status(status, step=True)
     return W, b
 

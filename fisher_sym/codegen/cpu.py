@@ -46,7 +46,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import runtime, special
+from fisher_sym import runtime, special, streaming
 
 runtime.drop_stale_cache(__file__)
 
