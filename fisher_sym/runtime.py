@@ -620,6 +620,21 @@ def check_step_arguments(W, b, grad_W, grad_b):
     return W, b, grad_W, grad_b
 
 
+#: Bytes of W and grad_W that one block of a layer kernel reads: well inside a core's L2, so
+#: that a block's rows are still in cache when they are written.
+LAYER_BLOCK_BYTES = 256 * 2**10
+#: At most this many units per block: enough to run the coefficients back to back, and
+#: blocks enough to share among the threads.
+LAYER_BLOCK_MAX_ROWS = 32
+
+
+def layer_block_rows(W):
+    """Units per block of a layer kernel over W (m, n): as many rows of W and grad_W as fit in
+    LAYER_BLOCK_BYTES, at least 1 and at most LAYER_BLOCK_MAX_ROWS."""
+    row_bytes = 2 * W.shape[1] * W.itemsize
+    return max(1, min(LAYER_BLOCK_MAX_ROWS, LAYER_BLOCK_BYTES // max(row_bytes, 1)))
+
+
 def overflow_limits(dtype):
     """(limit, cast_limit) for a float dtype: half its largest value (below it a float64 result
     is certainly finite in the dtype), and the float64 magnitude from which a value rounds to

@@ -392,61 +392,88 @@ def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limit, 
     return _ROW_OK, 2, Abar00, along_w, value_b
 
 
+@numba.njit(cache=True)
+def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
+    """Mode 2 of ``_row_head``: compute the row, write it to ``out`` (w itself for a step)
+    only if every entry is finite in the dtype. Returns whether it was written."""
+    row = np.empty_like(w)
+    finite = True
+    for j in range(w.size):
+        nat = Abar00 * g[j] + along_w * w[j]
+        row[j] = w[j] - lr * nat if step else nat
+        finite = finite and math.isfinite(nat) and math.isfinite(row[j])
+    if finite:
+        out[:] = row
+    return finite
+
+
 @numba.njit(parallel=True, cache=True)
 def _layer_kernel(
-    W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit, nat_W, nat_b, status, stream_rows,
+    W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit, nat_W, nat_b, status,
+    block_rows, stream_rows,
 ):
-    """Per unit i (parallel over units): status[i], and
+    """Per unit i (parallel over blocks of ``block_rows`` units): status[i], and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
     or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b unused)   (step True).
 
     One read of W[i] and grad_W[i] from memory (``_row_sums``), the unit's coefficients, then
-    one fused write of the row while it is in cache: the memory traffic of one triad. With
-    ``stream_rows`` the rows of nat_W are written with non-temporal stores (``streaming``),
-    which skip the read of the lines they overwrite.
+    one write of the row while it is still in cache: the memory traffic of one triad. A block
+    is small enough to stay in cache between its passes (sums, coefficients, writes), and
+    its coefficients run one after another, while their code and constants are in cache.
+    With ``stream_rows`` the rows of nat_W are written with non-temporal stores
+    (``streaming``), which skip the read of the lines they overwrite.
     """
-    for i in numba.prange(W.shape[0]):
-        w = W[i]
-        g = grad_W[i]
-        ww, wg, gg = _row_sums(w, g)
-        w_check = 0.0
-        g_check = 0.0
-        if not (math.isfinite(ww) and math.isfinite(wg)):
-            bad = _first_non_finite(w, g)
-            if bad == _ROW_W_NOT_FINITE:
-                w_check = math.nan
-            elif bad == _ROW_GRAD_W_NOT_FINITE:
-                g_check = math.nan
-        code, mode, Abar00, along_w, value_b = _row_head(
-            ww, wg, gg, w_check, g_check, np.float64(b[i]), np.float64(grad_b[i]),
-            damping, lr, step, limit, cast_limit,
-        )
-        status[i] = code
-        if mode == 1:
-            if step:
-                _write_step(w, g, lr, Abar00, along_w)
-                b[i] = value_b
-            else:
-                if stream_rows:
-                    streaming.write_row(w, g, nat_W[i], Abar00, along_w)
+    m = W.shape[0]
+    for block in numba.prange((m + block_rows - 1) // block_rows):
+        first = block * block_rows
+        last = min(m, first + block_rows)
+        # heads[k] = (Σ w², Σ w·g, Σ g²), then (mode, Abar00, along_w, value_b) of unit first + k
+        heads = np.empty((last - first, 4))
+        for i in range(first, last):
+            heads[i - first, 0], heads[i - first, 1], heads[i - first, 2] = _row_sums(
+                W[i], grad_W[i]
+            )
+        for i in range(first, last):
+            ww, wg, gg = heads[i - first, 0], heads[i - first, 1], heads[i - first, 2]
+            w_check = 0.0
+            g_check = 0.0
+            if not (math.isfinite(ww) and math.isfinite(wg)):
+                bad = _first_non_finite(W[i], grad_W[i])
+                if bad == _ROW_W_NOT_FINITE:
+                    w_check = math.nan
+                elif bad == _ROW_GRAD_W_NOT_FINITE:
+                    g_check = math.nan
+            code, mode, Abar00, along_w, value_b = _row_head(
+                ww, wg, gg, w_check, g_check, np.float64(b[i]), np.float64(grad_b[i]),
+                damping, lr, step, limit, cast_limit,
+            )
+            status[i] = code
+            heads[i - first, 0] = mode
+            heads[i - first, 1] = Abar00
+            heads[i - first, 2] = along_w
+            heads[i - first, 3] = value_b
+        for i in range(first, last):
+            mode, Abar00, along_w = heads[i - first, 0], heads[i - first, 1], heads[i - first, 2]
+            w = W[i]
+            g = grad_W[i]
+            out = w if step else nat_W[i]
+            if mode == 1:
+                if step:
+                    _write_step(w, g, lr, Abar00, along_w)
+                elif stream_rows:
+                    streaming.write_row(w, g, out, Abar00, along_w)
                 else:
-                    _write_natural_gradient(w, g, nat_W[i], Abar00, along_w)
-                nat_b[i] = value_b
-        elif mode == 2:
-            row = np.empty_like(w)
-            finite = True
-            for j in range(w.size):
-                nat = Abar00 * g[j] + along_w * w[j]
-                row[j] = w[j] - lr * nat if step else nat
-                finite = finite and math.isfinite(nat) and math.isfinite(row[j])
-            if not finite:
-                status[i] = _ROW_OVERFLOW
-            elif step:
-                w[:] = row
-                b[i] = value_b
+                    _write_natural_gradient(w, g, out, Abar00, along_w)
+            elif mode == 2:
+                if not _write_checked_row(w, g, lr, step, Abar00, along_w, out):
+                    status[i] = _ROW_OVERFLOW
+                    continue
             else:
-                nat_W[i] = row
-                nat_b[i] = value_b
+                continue
+            if step:
+                b[i] = heads[i - first, 3]
+            else:
+                nat_b[i] = heads[i - first, 3]
 
 
 def fisher_blocks(r, b):
@@ -499,7 +526,7 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     status = np.empty(W.shape[0], dtype=np.uint8)
     limit, cast_limit = runtime.overflow_limits(W.dtype)
     _layer_kernel(W, b, grad_W, grad_b, damping, 0.0, False, limit, cast_limit, nat_W, nat_b,
-                  status, streaming.use_streaming_stores(nat_W))
+                  status, runtime.layer_block_rows(W), streaming.use_streaming_stores(nat_W))
     runtime.raise_for_row_status(status)
     return nat_W, nat_b
 
@@ -523,7 +550,8 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
     W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
     status = np.empty(W.shape[0], dtype=np.uint8)
     limit, cast_limit = runtime.overflow_limits(W.dtype)
-    _layer_kernel(W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status, False)
+    _layer_kernel(W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status,
+                  runtime.layer_block_rows(W), False)
     runtime.raise_for_row_status(status, step=True)
     return W, b
 
