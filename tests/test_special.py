@@ -487,6 +487,19 @@ SUMMARY_EDGE_CASES = [
     (2.999999, 4.0),
     (3.0, 4.0),
     (2.999999, INF),
+    # either side of the direct half-line formulas' limit (HALF_LINE_DIRECT_LIMIT = 1), and
+    # their deep end, where φ(lo) and 1 − var go subnormal
+    (0.999999, INF),
+    (1.0, INF),
+    (0.5, INF),
+    (-1.0, INF),
+    (-5.0, INF),
+    (-37.0, INF),
+    (-38.5, INF),
+    (-INF, -0.999999),
+    (-INF, -1.0),
+    (-INF, 5.0),
+    (-INF, 37.0),
 ]
 
 
@@ -501,6 +514,16 @@ def test_summary_random(interval):
     lo, hi = interval
     assume(lo < hi)
     check_summary(lo, hi)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-38.0, 1.5), st.booleans())
+def test_summary_half_lines(lo, mirrored):
+    """Half-lines on both sides of the direct formulas' limit, in both orientations."""
+    if mirrored:
+        check_summary(-INF, -lo)
+    else:
+        check_summary(lo, INF)
 
 
 def test_summary_exact_values():
