@@ -32,9 +32,25 @@ STATISTIC = {"median": statistics.median, "min": min}
 SUMMARY = statistics.median
 
 
+#: Bytes read before each timed call to evict the caches: twice the largest L3 in sight.
+FLUSH_BYTES = 64 * 2**20
+_FLUSH = {"buffer": None}
+
+
+def flush_caches():
+    """Read FLUSH_BYTES: the caches then hold clean lines of this buffer only, so each timed
+    call starts with its arrays in memory and without the previous contender's dirty lines
+    to write back (which would bill it for the earlier call's writes), as in training, where
+    the forward and backward passes run between two updates."""
+    if _FLUSH["buffer"] is None:
+        _FLUSH["buffer"] = np.ones(FLUSH_BYTES // 8)
+    return kernels.read_all(_FLUSH["buffer"])
+
+
 def timed(contenders, min_time, max_repeats):
     """Seconds per call of each contender (a dict name -> zero-argument callable): the median
-    (or ``--statistic``) over round-robin repeats, after one warm-up call of each."""
+    (or ``--statistic``) over round-robin repeats, after one warm-up call of each; the caches
+    are flushed before every timed call (``flush_caches``)."""
     for function in contenders.values():
         function()  # warm-up (compilation, page faults of fresh buffers)
     times = {name: [] for name in contenders}
@@ -42,6 +58,7 @@ def timed(contenders, min_time, max_repeats):
     repeats = 0
     while repeats < max_repeats and (repeats < 5 or time.perf_counter() - start < min_time):
         for name, function in contenders.items():
+            flush_caches()
             begin = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - begin)
@@ -63,9 +80,12 @@ def cpu_row(m, n, dtype, min_time, max_repeats):
     W, b, grad_W, grad_b = layer(m, n, dtype)
     itemsize = np.dtype(dtype).itemsize
     nat_W, nat_b = np.empty_like(W), np.empty_like(b)
+    # The triad runs on the kernels' own arrays and the SGD steps on the step's W: the same
+    # pages (how much of an array the OS backs with huge pages varies, and moved single
+    # contenders by up to 30 % in a trial), so that the ratios compare kernels, not mappings.
     W_step, b_step = W.copy(), b.copy()
-    W_sgd, W_np = W.copy(), W.copy()
-    a, x, y = np.empty(m * n, dtype), W.ravel().copy(), grad_W.ravel().copy()
+    W_sgd = W_np = W_step
+    a, x, y = nat_W.ravel(), W.ravel(), grad_W.ravel()
     scalar = dtype(0.5)
     lr = dtype(LR)
     contenders = {

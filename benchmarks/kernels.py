@@ -26,6 +26,15 @@ def sgd_step(W, grad_W, lr):
             w[j] = w[j] - lr * g[j]
 
 
+@numba.njit(parallel=True, cache=True)
+def read_all(buffer):
+    """Sum of a float64 buffer: a parallel read of all of it (used to evict the caches)."""
+    total = 0.0
+    for i in numba.prange(buffer.size):
+        total += buffer[i]
+    return total
+
+
 def numpy_sgd_step(W, grad_W, lr):
     W -= lr * grad_W
 
