@@ -226,12 +226,17 @@ def _adaptive_remainder_sums(r, b, closed_tails):
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
-    under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
+    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
     if accepted:
         return moments
-    # Elsewhere: the hard step and the tail terms in closed form, the rest by quadrature.
+    return _split_moments(r, b)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _split_moments(r, b):
+    """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
+    under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
     log_at_lower_0 = -0.5*b**2/r**2 - 0.5*math.log(math.pi) - 0.5*math.log(2)
     # term 0: u in (0, oo): 1
     term_0 = runtime.constant_term(

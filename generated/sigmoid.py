@@ -234,12 +234,17 @@ def _adaptive_remainder_sums(r, b, closed_tails):
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
-    under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
+    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
     if accepted:
         return moments
-    # Elsewhere: the hard step and the tail terms in closed form, the rest by quadrature.
+    return _split_moments(r, b)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _split_moments(r, b):
+    """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
+    under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
     t0 = 2*b
     t1 = r**2
     t2 = 2*r

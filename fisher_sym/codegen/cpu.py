@@ -197,11 +197,11 @@ def _adaptive_remainder_sums(r, b, closed_tails):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _tilted_moments(r, b):
+$trapezoid_call@numba.njit(cache=True, error_model="numpy")
+def $split_name(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
-$trapezoid_call$moments_body
+$moments_body
 $tail_switches
     step = $step_summary
     jumps = runtime.effective_jumps(REMAINDER_JUMPS, TAIL_JUMPS, closed_tails)
@@ -390,10 +390,15 @@ _TRAPEZOID_TABLE = runtime.smooth_remainder_table(_remainder, STEP_TAILS, STEP_L
 ''')
 
 TRAPEZOID_CALL = '''\
+@numba.njit(cache=True, error_model="numpy")
+def _tilted_moments(r, b):
+    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
     if accepted:
         return moments
-    # Elsewhere: the hard step and the tail terms in closed form, the rest by quadrature.
+    return _split_moments(r, b)
+
+
 '''
 
 
@@ -421,6 +426,7 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
             step_flags="(" + "".join(f"{flag}, " for flag in plan.step_tails) + ")",
         ) if plan.smooth else "",
         trapezoid_call=TRAPEZOID_CALL if plan.smooth else "",
+        split_name="_split_moments" if plan.smooth else "_tilted_moments",
     )
     steps = [f"    {term.describe()}" for term in closed_terms] or ["    (none)"]
     smooth = [
