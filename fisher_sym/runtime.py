@@ -508,8 +508,8 @@ TRAPEZOID_TOLERANCE = 1e-5
 TRAPEZOID_ANCHOR = 16
 #: The walk over the nodes stops where what is left is below this fraction of the sum of |ρs|.
 TRAPEZOID_TRUNCATION = 1e-18
-#: The sum of |ρs| may exceed |A00| by at most this factor (else the two parts cancel).
-TRAPEZOID_CANCELLATION = 1e3
+#: A00, v·A00 and q·A00 may be smaller than the sum of their parts by at most this factor.
+TRAPEZOID_CANCELLATION = 1e4
 NO_JUMPS = np.zeros((0, 3))
 
 
@@ -541,10 +541,11 @@ def smooth_step_term(limit, side, r, b):
 
 
 def smooth_remainder_table(remainder, step_flags, limits):
-    """(h, u_0, stride, values, upper_envelope, lower_envelope, centre, spread) of the
-    trapezoidal rule: values[k] = (ρs, ρs', ρs'') at u_k = u_0 + kh, the largest |ρs^(j)| at
-    nodes ≥ k (≤ k), the largest stride (a power of two) that resolves ρs
-    (TRAPEZOID_TABLE_TOLERANCE), and the mean and variance of u under |ρs|.
+    """(h, u_0, stride, values, upper_envelope, lower_envelope, centre, spread, lower_length,
+    upper_length) of the trapezoidal rule: values[k] = (ρs, ρs', ρs'') at u_k = u_0 + kh, the
+    largest |ρs^(j)| at nodes ≥ k (≤ k), the largest stride (a power of two) that resolves ρs
+    (TRAPEZOID_TABLE_TOLERANCE), the mean and variance of u under |ρs|, and the decay length
+    of ρs at each end.
 
     ``remainder(u, step_flags)`` is φ'² − L−·[u < 0] − L+·[u > 0] (every exponential tail term
     added back); ρs adds back the hard step minus the smooth one, sign(u)·(L+ − L−)·Q(|u|/s)
@@ -579,8 +580,19 @@ def smooth_remainder_table(remainder, step_flags, limits):
     mass = np.abs(values[:, 0])
     centre = float(np.sum(mass * nodes) / np.sum(mass))
     spread = float(np.sum(mass * (nodes - centre) ** 2) / np.sum(mass))
+    # Beyond each end ρs is taken to keep decaying as over the last unit of u: |ρs| ≤
+    # |ρs(end)|·exp(−|u − end|/length) (length inf, so that the rule refuses, if it did not decay).
+    per_unit = int(round(1.0 / TRAPEZOID_SPACING))
+    lengths = []
+    for inner, outer in ((size[per_unit], size[0]), (size[-1 - per_unit], size[-1])):
+        if outer == 0.0:
+            lengths.append(0.0)
+        elif inner > outer:
+            lengths.append(1.0 / math.log(inner / outer))
+        else:
+            lengths.append(math.inf)
     return (TRAPEZOID_SPACING, nodes[0], stride, values, upper_envelope, lower_envelope,
-            centre, spread)
+            centre, spread, lengths[0], lengths[1])
 
 
 @numba.njit(cache=True)
@@ -596,13 +608,15 @@ def trapezoid_remainder_sums(r, b, table):
     recurrence φ(z + d) = φ(z)·exp(−z d − d²/2) between anchors where it is evaluated afresh,
     until what is left is negligible.
     """
-    spacing, first_node, max_stride, values, upper_envelope, lower_envelope, mode, spread = table
+    (spacing, first_node, max_stride, values, upper_envelope, lower_envelope, mode, spread,
+     lower_length, upper_length) = table
     count = values.shape[0]
     stride = 1
     while 2 * stride <= max_stride and 2 * stride * spacing <= 0.5 * r:
         stride *= 2
     h = stride * spacing
     dz = h / r
+    inverse_dz = r / h
     last = (count - 1) // stride  # nodes m = 0 … last, u = first_node + m·h
     start = int(math.ceil((b - first_node) / h))
     if not (0 < start <= last) or 0.5 * r < spacing:
@@ -650,15 +664,24 @@ def trapezoid_remainder_sums(r, b, table):
             m2 += abs(f2)
             m3 += abs(f3)
             m4 += abs(f4)
-            # Beyond |z| = 2, (1 + |z| + z²)·φ(z) decreases outward and its integral from z on
-            # is below φ(z)·(|z| + 2): with the envelope, a bound on all that is left.
-            left = weight * envelope[k] * (abs(z) + 2.0 + dz * (1.0 + abs(z) + z * z)) / dz
-            if direction * z > 2.0 and left <= TRAPEZOID_TRUNCATION * m0:
-                break
+            left = math.inf
+            if direction * z > 2.0:
+                # There (1 + |z| + z²)·φ(z) decreases outward, so the nodes beyond add less than
+                # the envelope times ∫ from z on, over dz: φ(z)·(|z| + 2)/dz bounds that.
+                left = weight * envelope[k] * (abs(z) + 2.0) * inverse_dz
+                if left <= TRAPEZOID_TRUNCATION * m0:
+                    break
             m += direction
             steps += 1
-            if m < 0 or m > last or weight == 0.0:
-                truncated = max(truncated, left)
+            if m < 0 or m > last:
+                # Beyond the table: ρs decays on its length scale while the Gaussian factor
+                # changes little over it (else the walk would have stopped above), so the
+                # nodes there add less than twice this node's bound times length/h.
+                length = upper_length if direction == 1 else lower_length
+                beyond = 2.0 * weight * envelope[k] * (1.0 + abs(z) + z * z) * length / h
+                truncated = max(truncated, min(left, beyond))
+                break
+            if weight == 0.0:
                 break
             z += direction * dz
             weight *= ratio
