@@ -487,6 +487,16 @@ SUMMARY_EDGE_CASES = [
     (2.999999, 4.0),
     (3.0, 4.0),
     (2.999999, INF),
+    # half lines with their mass not in a far tail (the direct formulas)
+    (-1e300, INF),
+    (-40.0, INF),
+    (-1.0, INF),
+    (-1e-300, INF),
+    (0.0, INF),
+    (1.5, INF),
+    (-INF, -2.999999),
+    (-INF, 0.5),
+    (-INF, 38.0),
 ]
 
 
