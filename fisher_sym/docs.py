@@ -241,6 +241,27 @@ def _numerical_section(activation: Activation, error: NoClosedForm) -> list[str]
         "identity gives A0n and "
         "A00 − Ann from ρ' and ρ'' without the cancellation of the direct integrals at small r.",
     ]
+    if plan.smooth:
+        phi_cdf = sp.Function(r"\Phi")
+        lower, upper = plan.limits
+        step = lower * phi_cdf(-2 * U) + upper * phi_cdf(2 * U)
+        if step == 0:
+            split = "φ'² itself (its limits at ±∞ vanish), tabulated once,"
+        else:
+            split = (
+                f"the step becomes the smooth step ${latex(step)}$, whose Gaussian integrals "
+                "are closed form, and the analytic remainder φ'² − (smooth step), tabulated "
+                "once,"
+            )
+        lines += [
+            "",
+            "**The fast rule, tried first.** φ'² is analytic on the whole line, so for most "
+            f"units (all of a typical layer's) the kernel uses another split: {split} is "
+            "summed by the trapezoidal rule in u, which converges geometrically for it. A unit "
+            "is accepted where the sum over every other node agrees and no part cancels (in a "
+            "deep tail, where φ'² is nearly an exponential, the split above serves) "
+            "([the fast rule](../numerics.md#activations-without-a-closed-form)).",
+        ]
     return lines
 
 

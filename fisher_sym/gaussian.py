@@ -348,6 +348,17 @@ class NumericalPlan:
     jumps: tuple[tuple[sp.Expr, sp.Expr, sp.Expr], ...]
     tails: tuple[GaussianTerm, ...]
     tail_forms: tuple[tuple[sp.Expr, sp.Expr, sp.Expr], ...]
+    #: (L−, L+), the limits of φ'² at ±∞; the first tails are the step's nonzero ones.
+    limits: tuple[sp.Expr, sp.Expr]
+    #: φ'² is one analytic expression on the whole line (no kinks): the kernel may replace the
+    #: step by a smooth one and integrate the smooth remainder by the trapezoidal rule.
+    smooth: bool
+
+    @property
+    def step_tails(self) -> tuple[bool, ...]:
+        """Per tail term, whether it is part of the step L−·[u < 0] + L+·[u > 0]."""
+        count = sum(1 for limit in self.limits if limit != 0)
+        return tuple(index < count for index in range(len(self.tails)))
 
 
 def _as_function_of_u(expression: sp.Expr) -> sp.Expr:
@@ -406,7 +417,8 @@ def numerical_plan(phi: sp.Expr, reason: str) -> NumericalPlan:
             tails.append(GaussianTerm(lower, upper, (limits[side],), zero, zero, zero))
             tail_forms.append((limits[side], zero, zero))
     remainder = []
-    for piece in pieces(g):
+    g_pieces = pieces(g)
+    for piece in g_pieces:
         bounds = [piece.lower, piece.upper]
         if piece.lower < 0 < piece.upper:
             bounds.insert(1, zero)
@@ -437,7 +449,10 @@ def numerical_plan(phi: sp.Expr, reason: str) -> NumericalPlan:
         slope_jump = sp.simplify(at(right.first) - at(left.first))
         if jump != 0 or slope_jump != 0:
             jumps.append((kink, jump, slope_jump))
-    return NumericalPlan(phi, g, reason, tuple(remainder), tuple(jumps), tuple(tails), tuple(tail_forms))
+    return NumericalPlan(
+        phi, g, reason, tuple(remainder), tuple(jumps), tuple(tails), tuple(tail_forms),
+        limits=(limits[False], limits[True]), smooth=len(g_pieces) == 1,
+    )
 
 
 def plan(phi: sp.Expr) -> GaussianIntegrals | NumericalPlan:

@@ -473,6 +473,280 @@ def add_remainder(step, sums, magnitude, centre, r, b, jumps):
     return total, mean, variance, one_minus_variance
 
 
+# --- the numerical path's fast rule: a smooth split and the trapezoidal rule in u -------------
+#
+# Where φ'² is one analytic expression on the whole line (tanh, sigmoid, softplus, silu, gelu),
+# the step L−·[u < 0] + L+·[u > 0] is replaced by the smooth step
+#     L−·Φ(−u/s) + L+·Φ(u/s),   s = SMOOTH_STEP_WIDTH,
+# whose Gaussian integrals are closed form (``smooth_step_term``). The remainder
+#     ρs = φ'² − smooth step
+# is then analytic and decays on both sides, and for such a function the trapezoidal rule on
+# the whole line converges geometrically in 1/h (its error is the Fourier transform of the
+# integrand at 2π/h). E[h(rz + b)] = ∫ h(u) φ((u − b)/r)/r du is summed over the nodes u = kh
+# of one table of (ρs, ρs', ρs'') per module, so a unit costs a few exps (the Gaussian
+# weights follow by a product recurrence) and a few flops per node. The step h resolves ρs
+# (checked once per module, on the table) and the Gaussian (h ≤ r/2), and the rule checks
+# itself per unit: the sums of ρs and ρs'' over every other node (step 2h) must agree with
+# the full sums to TRAPEZOID_TOLERANCE of the summed |integrand|; as the error of step h is
+# about the square of that of step 2h (relative to the integrand's size), the full sum is then
+# accurate far below it. Where φ'² is nearly an exponential (a deep tail), q ≈ 0 would cancel:
+# there the rule refuses and the hard split with closed-form tail terms serves.
+
+#: Width s of the smooth step Φ(u/s): its tails exp(−2u²) fall below those of any φ'² that
+#: decays no faster than exp(−u²) (GELU's u²·exp(−u²)), so ρs does not cancel against it.
+SMOOTH_STEP_WIDTH = 0.5
+#: The table of ρs: nodes kh, |kh| ≤ TRAPEZOID_HALF_WIDTH, h = TRAPEZOID_SPACING.
+TRAPEZOID_HALF_WIDTH = 48.0
+TRAPEZOID_SPACING = 1.0 / 64.0
+#: The coarsest step considered. Per module the table fixes the coarsest power of two whose
+#: sums of ρs, ρs', ρs'' over the whole line (the limit r → ∞) agree with those of the finest
+#: to TRAPEZOID_TABLE_TOLERANCE of the sums of |·| (tanh 1/8; sigmoid, softplus, silu, gelu 1/4).
+TRAPEZOID_MAX_STEP = 0.5
+TRAPEZOID_TABLE_TOLERANCE = 1e-13
+#: Agreement of the step-h and step-2h sums of a unit, relative to the summed |integrand|.
+TRAPEZOID_TOLERANCE = 1e-5
+#: The Gaussian weight is evaluated afresh every this many nodes (in between, a recurrence
+#: whose rounding grows like the square of the distance: ~100 ulp at 16 nodes).
+TRAPEZOID_ANCHOR = 16
+#: The walk over the nodes stops where what is left is below this fraction of the sum of |ρs|.
+TRAPEZOID_TRUNCATION = 1e-18
+#: A00, v·A00 and q·A00 may be smaller than the sum of their parts by at most this factor.
+TRAPEZOID_CANCELLATION = 1e4
+NO_JUMPS = np.zeros((0, 3))
+
+
+@numba.njit(cache=True)
+def smooth_step_term(limit, side, r, b):
+    """Summary of limit·Φ(side·(rz + b)/s) over z ~ N(0, 1), side = ±1, s = SMOOTH_STEP_WIDTH.
+
+    With y ~ N(0, 1) independent of z, Φ(a z + c) = P(y ≤ a z + c), a = side·r/s, c = side·b/s;
+    t = (a z − y)/√(1 + a²) is standard normal and the event is t ≥ −c/√(1 + a²) = t0, so
+    z = κ t + √(1 − κ²)·v (κ = a/√(1 + a²), v independent) gives the mass Q(t0), the mean
+    κ·E[t | t ≥ t0], the variance κ²·Var(t | t ≥ t0) + 1 − κ² and 1 − variance
+    κ²·(1 − Var(t | t ≥ t0)), all from the summary of the truncated normal.
+    """
+    if limit == 0.0:
+        return EMPTY_TERM
+    a = side * r / SMOOTH_STEP_WIDTH
+    norm = math.sqrt(1.0 + a * a)
+    kappa = a / norm
+    log_mass, mean, variance, one_minus_variance = normal_interval_summary(
+        -side * b / SMOOTH_STEP_WIDTH / norm, math.inf
+    )
+    return (
+        1.0,
+        math.log(limit) + log_mass,
+        kappa * mean,
+        kappa * kappa * variance + 1.0 / (norm * norm),
+        kappa * kappa * one_minus_variance,
+    )
+
+
+def smooth_remainder_table(remainder, step_flags, limits):
+    """(h, u_0, stride, values, upper_envelope, lower_envelope, centre, spread, lower_length,
+    upper_length) of the trapezoidal rule: values[k] = (ρs, ρs', ρs'') at u_k = u_0 + kh, the
+    largest |ρs^(j)| at nodes ≥ k (≤ k), the largest stride (a power of two) that resolves ρs
+    (TRAPEZOID_TABLE_TOLERANCE), the mean and variance of u under |ρs|, and the decay length
+    of ρs at each end.
+
+    ``remainder(u, step_flags)`` is φ'² − L−·[u < 0] − L+·[u > 0] (every exponential tail term
+    added back); ρs adds back the hard step minus the smooth one, sign(u)·(L+ − L−)·Q(|u|/s)
+    and its derivatives. Plain Python over the compiled ``remainder``: run at import.
+    """
+    lower, upper = limits
+    s = SMOOTH_STEP_WIDTH
+    count = int(round(2 * TRAPEZOID_HALF_WIDTH / TRAPEZOID_SPACING)) + 1
+    nodes = -TRAPEZOID_HALF_WIDTH + TRAPEZOID_SPACING * np.arange(count)
+    values = np.empty((count, 3))
+    for k, u in enumerate(nodes):
+        value, first, second = remainder(u, step_flags)
+        y = u / s
+        density = math.exp(-0.5 * y * y) / math.sqrt(2.0 * math.pi)
+        side = 1.0 if u >= 0.0 else -1.0  # the remainder's pieces take u = 0 as u > 0
+        values[k] = (
+            value + side * (upper - lower) * 0.5 * math.erfc(abs(y) / math.sqrt(2.0)),
+            first - (upper - lower) * density / s,
+            second + (upper - lower) * y * density / (s * s),
+        )
+    finest = values.sum(axis=0)
+    scale = np.abs(values).sum(axis=0)
+    stride = 1
+    while 2 * stride * TRAPEZOID_SPACING <= TRAPEZOID_MAX_STEP:
+        coarser = 2 * stride * values[:: 2 * stride].sum(axis=0)
+        if np.any(np.abs(coarser - finest) > TRAPEZOID_TABLE_TOLERANCE * scale):
+            break
+        stride *= 2
+    size = np.abs(values).max(axis=1)
+    upper_envelope = np.maximum.accumulate(size[::-1])[::-1].copy()
+    lower_envelope = np.maximum.accumulate(size)
+    mass = np.abs(values[:, 0])
+    centre = float(np.sum(mass * nodes) / np.sum(mass))
+    spread = float(np.sum(mass * (nodes - centre) ** 2) / np.sum(mass))
+    # Beyond each end ρs is taken to keep decaying as over the last unit of u: |ρs| ≤
+    # |ρs(end)|·exp(−|u − end|/length) (length inf, so that the rule refuses, if it did not decay).
+    per_unit = int(round(1.0 / TRAPEZOID_SPACING))
+    lengths = []
+    for inner, outer in ((size[per_unit], size[0]), (size[-1 - per_unit], size[-1])):
+        if outer == 0.0:
+            lengths.append(0.0)
+        elif inner > outer:
+            lengths.append(1.0 / math.log(inner / outer))
+        else:
+            lengths.append(math.inf)
+    return (TRAPEZOID_SPACING, nodes[0], stride, values, upper_envelope, lower_envelope,
+            centre, spread, lengths[0], lengths[1])
+
+
+@numba.njit(cache=True)
+def trapezoid_remainder_sums(r, b, table):
+    """(accepted, sums, magnitude, centre) like ``fixed_rule_remainder_sums``, by the
+    trapezoidal rule over the nodes of ``smooth_remainder_table``: sums of
+    E[(ρs, ρs', ρs'', (z − c)²ρs, zρs, (1 − z²)ρs)], magnitude the same of |·| (the sixth
+    bounded by the others), and the centre c.
+
+    Step h: the largest power-of-two multiple of the table's spacing that is at most the
+    table's step and at most r/2 (so that the Gaussian, of width r, is resolved: its own aliasing error
+    is exp(−2π²r²/h²)). Nodes are visited outward from b, the Gaussian weight φ(z) by the
+    recurrence φ(z + d) = φ(z)·exp(−z d − d²/2) between anchors where it is evaluated afresh,
+    until what is left is negligible.
+    """
+    (spacing, first_node, max_stride, values, upper_envelope, lower_envelope, mode, spread,
+     lower_length, upper_length) = table
+    count = values.shape[0]
+    if not 0.5 * r >= spacing:  # the Gaussian is narrower than the table's nodes (or r = 0)
+        return False, (0.0,) * 6, (0.0,) * 6, 0.0
+    stride = 1
+    while 2 * stride <= max_stride and 2 * stride * spacing <= 0.5 * r:
+        stride *= 2
+    h = stride * spacing
+    dz = h / r
+    inverse_dz = r / h
+    last = (count - 1) // stride  # nodes m = 0 … last, u = first_node + m·h
+    start = int(math.ceil((b - first_node) / h))
+    if not 0 < start <= last:
+        return False, (0.0,) * 6, (0.0,) * 6, 0.0
+    # The second moment is summed about an estimate c of the mean of z under ρs(rz + b)φ(z),
+    # so that it does not cancel: that of N(b, r²)·N(mode, spread) in u, mapped to z.
+    centre = r * (mode - b) / (spread + r * r)
+    s0 = s1 = s2 = s3 = s4 = 0.0  # Σ φ(z)·(ρ, ρ', ρ'', (z − c)²ρ, zρ)
+    a0 = a2 = 0.0  # those of ρ and ρ'' with alternating signs (odd nodes −)
+    m0 = m1 = m2 = m3 = m4 = 0.0  # Σ φ(z)·|·|
+    truncated = 0.0
+    shrink = math.exp(-dz * dz)
+    for direction in (1, -1):
+        m = start if direction == 1 else start - 1
+        envelope = upper_envelope if direction == 1 else lower_envelope
+        steps = 0
+        sign = 1.0 - 2.0 * (m & 1)
+        while True:
+            if steps % TRAPEZOID_ANCHOR == 0:
+                # φ(z) afresh, to ~1 ulp, every TRAPEZOID_ANCHOR nodes; in between
+                # φ(z + d) = φ(z)·exp(−z d − d²/2), d = ±dz, and that ratio shrinks by exp(−dz²).
+                z = (first_node + m * h - b) / r
+                square_hi, square_lo = split_square(z)
+                weight = INV_SQRT_2PI * math.exp(-0.5 * square_hi) * (1.0 - 0.5 * square_lo)
+                ratio = math.exp(-direction * z * dz - 0.5 * dz * dz)
+            k = m * stride
+            value, slope, curvature = values[k, 0], values[k, 1], values[k, 2]
+            f0 = weight * value
+            f4 = f0 * z
+            f3 = f0 * (z - centre) ** 2
+            f1 = weight * slope
+            f2 = weight * curvature
+            s0 += f0
+            s1 += f1
+            s2 += f2
+            s3 += f3
+            s4 += f4
+            a0 += sign * f0
+            a2 += sign * f2
+            m0 += abs(f0)
+            m1 += abs(f1)
+            m2 += abs(f2)
+            m3 += abs(f3)
+            m4 += abs(f4)
+            left = math.inf
+            if direction * z > 2.0:
+                # There (1 + |z| + z²)·φ(z) decreases outward, so the nodes beyond add less than
+                # the envelope times ∫ from z on, over dz: φ(z)·(|z| + 2)/dz bounds that.
+                left = weight * envelope[k] * (abs(z) + 2.0) * inverse_dz
+                if left <= TRAPEZOID_TRUNCATION * m0:
+                    break
+            m += direction
+            steps += 1
+            if m < 0 or m > last:
+                # Beyond the table: ρs decays on its length scale while the Gaussian factor
+                # changes little over it (else the walk would have stopped above), so the
+                # nodes there add less than twice this node's bound times length/h.
+                length = upper_length if direction == 1 else lower_length
+                beyond = 2.0 * weight * envelope[k] * (1.0 + abs(z) + z * z) * length / h
+                truncated = max(truncated, min(left, beyond))
+                break
+            if weight == 0.0:
+                break
+            z += direction * dz
+            weight *= ratio
+            ratio *= shrink
+            sign = -sign
+    scale = dz  # Σ φ(z_m)·f·dz approximates E[f]
+    # (1 − z²)ρ from the others: z² = (z − c)² + 2cz − c²; its magnitude is bounded alike.
+    s5 = s0 - s3 - 2.0 * centre * s4 + centre * centre * s0
+    m5 = m0 + m3 + 2.0 * abs(centre) * m4 + centre * centre * m0
+    sums = (s0 * scale, s1 * scale, s2 * scale, s3 * scale, s4 * scale, s5 * scale)
+    magnitude = (m0 * scale, m1 * scale, m2 * scale, m3 * scale, m4 * scale, m5 * scale)
+    # The step-2h sums differ from the step-h ones by h·(alternating sum). ρs and ρs'' are
+    # checked (ρs' lies between them; the factors z, (z − c)² only add to the Gaussian's side,
+    # which h ≤ r/2 resolves).
+    accepted = (
+        truncated <= TRAPEZOID_TRUNCATION * m0
+        and m0 > 0.0
+        and abs(a0) <= TRAPEZOID_TOLERANCE * m0
+        and abs(a2) <= TRAPEZOID_TOLERANCE * m2
+    )
+    return accepted, sums, magnitude, centre
+
+
+@numba.njit(cache=True)
+def trapezoid_moments(r, b, table, limits):
+    """(accepted, (A00, m1, v, q)) of φ'² = smooth step + ρs, ρs by ``trapezoid_remainder_sums``.
+
+    Refused where the sums would not give the moments to high relative accuracy: where
+    A00, v·A00 or q·A00 is much smaller than the sum of the magnitudes of its parts (a deep
+    tail, where φ'² is nearly an exponential, so that q ≈ 0 cancels; the hard split with its
+    tail terms in closed form serves there).
+    """
+    accepted, sums, magnitude, centre = trapezoid_remainder_sums(r, b, table)
+    if not accepted:
+        return False, (0.0, 0.0, 1.0, 0.0)
+    lower, upper = limits
+    step = combine_terms((smooth_step_term(lower, -1.0, r, b), smooth_step_term(upper, 1.0, r, b)))
+    total, mean, variance, one_minus_variance = add_remainder(
+        step, sums, magnitude, centre, r, b, NO_JUMPS
+    )
+    # Sizes of the parts that add_remainder sums (its Stein or direct form, whichever it took).
+    step_total, step_mean, step_variance, step_one_minus_variance = step
+    odd = min(r * magnitude[1], magnitude[4])
+    even = min(r * r * magnitude[2], magnitude[5])
+    spread = (step_mean - mean) ** 2
+    parts_total = step_total + magnitude[0]
+    parts_variance = (
+        step_total * (step_variance + spread) + magnitude[3] + 2.0 * abs(mean) * odd
+        + mean * mean * magnitude[0]
+    )
+    parts_one_minus_variance = (
+        step_total * (abs(step_one_minus_variance) + spread) + even + 2.0 * abs(mean) * odd
+        + mean * mean * magnitude[0]
+    )
+    limit = TRAPEZOID_CANCELLATION
+    if not (
+        parts_total <= limit * abs(total)
+        and parts_variance <= limit * abs(variance * total)
+        and parts_one_minus_variance <= limit * abs(one_minus_variance * total)
+    ):
+        return False, (0.0, 0.0, 1.0, 0.0)
+    return True, (total, mean, variance, one_minus_variance)
+
+
 #: A tail term whose Gaussian mean lies more than this many standard deviations beyond its
 #: kink is integrated by quadrature: its closed form would subtract two logs of size y²/2.
 TAIL_SWITCH = 8.0

@@ -302,3 +302,109 @@ def test_fixed_rule_agrees_with_the_adaptive_quadrature_where_it_accepts(name):
         assert np.all(np.abs(sums - want) <= runtime.FIXED_RULE_TOLERANCE * scale), (r, b, closed)
     assert accepted > 0
     assert not runtime.fixed_rule_remainder_sums(0.7, -47.0, (True,) * tails, *rules)[0]
+
+
+SMOOTH = [
+    name for name in GENERATED
+    if hasattr(importlib.import_module(f"generated.{name}"), "_TRAPEZOID_TABLE")
+]
+
+
+def fast_rule(module, r, b):
+    from fisher_sym import runtime
+
+    return runtime.trapezoid_moments(r, b, module._TRAPEZOID_TABLE, module.STEP_LIMITS)
+
+
+def layer_like_units(count, seed):
+    """(r, b) as in a layer with n = 1024 inputs: r = |w| ≈ 1, b ~ N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((count, 1024)) / 32.0
+    return np.linalg.norm(W, axis=1), rng.standard_normal(count)
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+def test_fast_rule_agrees_with_the_split_quadrature_where_it_accepts(name):
+    """The fast rule (smooth step + trapezoidal rule in u) against the hard split (closed-form
+    tail terms, fixed and adaptive Gauss–Legendre) over r ∈ [0.025, 1e4], |b| ≤ 50, wherever
+    it accepts; it accepts every layer-like unit (r ≈ 1, |b| ≲ 3), and refuses a centre
+    beyond its table, a Gaussian narrower than its nodes and, where φ'² is an exponential
+    there, the deep tail b = −30 (q ≈ 0 would cancel)."""
+    module = importlib.import_module(f"generated.{name}")
+    rng = np.random.default_rng(11)
+    radii = 10 ** rng.uniform(-1.6, 4, 400)
+    biases = np.where(rng.random(400) < 0.7, rng.normal(0, 4, 400), rng.uniform(-50, 50, 400))
+    accepted = 0
+    for r, b in zip(radii, biases):
+        ok, got = fast_rule(module, float(r), float(b))
+        if not ok:
+            continue
+        accepted += 1
+        A00, m1, v, q = got
+        want_A00, want_m1, want_v, want_q = module._split_moments(float(r), float(b))
+        where = f"{name} at r={r!r}, b={b!r}"
+        assert relative_error(A00, want_A00) <= 1e-12, where
+        assert abs(m1 - want_m1) <= 1e-12 * (abs(want_m1) + np.sqrt(want_v)), where
+        assert relative_error(v, want_v) <= 1e-11, where
+        assert relative_error(q, want_q) <= 1e-10, where
+    assert accepted >= 150
+    r, b = layer_like_units(256, 3)
+    assert all(fast_rule(module, float(x), float(y))[0] for x, y in zip(r, b))
+    refused = [(1.0, 60.0), (1.0, -60.0), (0.02, 0.5)]
+    if name in ("tanh", "sigmoid", "softplus"):
+        refused.append((1.0, -30.0))
+    for r, b in refused:
+        assert not fast_rule(module, r, b)[0], (r, b)
+
+
+def fast_rule_edges(module):
+    """Accepted (r, b) at the edges of the fast rule: the narrowest Gaussian it takes, a wide
+    one, and for r = 1 and r = 0.1 the largest |b| ≤ 12 on either side that it accepts (further
+    out the mpmath reference does not converge for every activation)."""
+    points = [(1.0, 0.5), (0.035, 1.3), (1e4, 3.0)]
+    for r in (1.0, 0.1):
+        for sign in (1.0, -1.0):
+            accepted = [b for b in np.arange(0.0, 12.0, 0.25) if fast_rule(module, r, sign * b)[0]]
+            points.append((r, sign * float(max(accepted))))
+    return points
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+def test_fast_rule_matches_high_precision_at_its_edges(name):
+    module, phi = load(name)
+    for r, b in fast_rule_edges(module):
+        assert fast_rule(module, r, b)[0], (r, b)
+        if not reference_is_tractable(name, r, b):
+            continue
+        check_blocks(name, r, b)
+        check_coefficients(name, r, b, 1e-3)
+
+
+@pytest.mark.parametrize("r, b", [(1.0, 0.0), (0.3, -2.0), (5.0, 40.0), (0.5, -6.0), (2.0, 9.0)])
+@pytest.mark.parametrize("side", [1.0, -1.0])
+def test_smooth_step_term_matches_quadrature(r, b, side):
+    """The closed form of L·Φ(±(rz + b)/s) (runtime.smooth_step_term) against mpmath: the
+    mass, mean, variance and 1 − variance of z under the tilted density."""
+    from fisher_sym import runtime
+
+    mpmath.mp.dps = 40
+    s = runtime.SMOOTH_STEP_WIDTH
+    limit = 0.75
+
+    def moment(k):
+        integrand = lambda z: (  # noqa: E731
+            z**k * mpmath.ncdf(side * (r * z + b) / s) * mpmath.npdf(z)
+        )
+        return limit * mpmath.quad(integrand, [-mpmath.inf, -b / r, mpmath.inf])
+
+    mass, first, second = (moment(k) for k in range(3))
+    mean = first / mass
+    variance = second / mass - mean**2
+    sign, log_mass, got_mean, got_variance, got_one_minus = runtime.smooth_step_term(
+        limit, side, r, b
+    )
+    assert sign == 1.0
+    assert relative_error(np.exp(log_mass), mass) <= 1e-13
+    assert abs(got_mean - mean) <= 1e-13 * (abs(mean) + mpmath.sqrt(variance))
+    assert relative_error(got_variance, variance) <= 1e-13
+    assert relative_error(got_one_minus, 1 - variance) <= 1e-12

@@ -487,19 +487,25 @@ SUMMARY_EDGE_CASES = [
     (2.999999, 4.0),
     (3.0, 4.0),
     (2.999999, INF),
-    # either side of the direct half-line formulas' limit (HALF_LINE_DIRECT_LIMIT = 1), and
-    # their deep end, where φ(lo) and 1 − var go subnormal
-    (0.999999, INF),
-    (1.0, INF),
-    (0.5, INF),
-    (-1.0, INF),
-    (-5.0, INF),
-    (-37.0, INF),
+    # half lines whose mass is not in a far tail (the direct formulas, lo < TAIL_START = 3),
+    # down to where φ(lo) and 1 − var go subnormal, and either side of that limit
+    (-1e300, INF),
+    (-40.0, INF),
     (-38.5, INF),
-    (-INF, -0.999999),
+    (-37.0, INF),
+    (-5.0, INF),
+    (-1.0, INF),
+    (-1e-300, INF),
+    (0.0, INF),
+    (0.5, INF),
+    (1.0, INF),
+    (1.5, INF),
+    (-INF, -2.999999),
     (-INF, -1.0),
+    (-INF, 0.5),
     (-INF, 5.0),
     (-INF, 37.0),
+    (-INF, 38.0),
 ]
 
 
@@ -517,9 +523,9 @@ def test_summary_random(interval):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.floats(-38.0, 1.5), st.booleans())
+@given(st.floats(-38.0, 3.5), st.booleans())
 def test_summary_half_lines(lo, mirrored):
-    """Half-lines on both sides of the direct formulas' limit, in both orientations."""
+    """Half-lines on both sides of the direct formulas' limit (TAIL_START), both orientations."""
     if mirrored:
         check_summary(-INF, -lo)
     else:

@@ -109,7 +109,7 @@ $remainder_body
 _FIXED_FINE, _FIXED_COARSE = runtime.fixed_rule_tables(_remainder, REMAINDER_KINKS, $tail_count)
 _FIXED_U, _FIXED_W, _FIXED_VALUES, _FIXED_TAILS = _FIXED_FINE
 _CHECK_U, _CHECK_W, _CHECK_VALUES, _CHECK_TAILS = _FIXED_COARSE
-
+$trapezoid_table
 
 @numba.njit(cache=True)
 def _panel(r, b, closed_tails, centre, lower, upper):
@@ -197,8 +197,8 @@ def _adaptive_remainder_sums(r, b, closed_tails):
     return total, magnitude, centre
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _tilted_moments(r, b):
+$trapezoid_call@numba.njit(cache=True, error_model="numpy")
+def $split_name(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
 $moments_body
@@ -379,6 +379,29 @@ def _tail_switches(plan: NumericalPlan) -> str:
     return "\n".join(lines)
 
 
+TRAPEZOID_TABLE = Template('''
+# The fast rule (runtime.trapezoid_moments): φ'² = L−·Φ(−u/s) + L+·Φ(u/s) + ρs with
+# (L−, L+) = STEP_LIMITS, and (ρs, ρs', ρs'') tabulated once, at import, on the nodes of the
+# trapezoidal rule; ``_remainder`` with the step's terms (STEP_TAILS) in closed form is
+# φ'² − L−·[u < 0] − L+·[u > 0].
+STEP_LIMITS = ($lower, $upper)
+STEP_TAILS = $step_flags
+_TRAPEZOID_TABLE = runtime.smooth_remainder_table(_remainder, STEP_TAILS, STEP_LIMITS)
+''')
+
+TRAPEZOID_CALL = '''\
+@numba.njit(cache=True, error_model="numpy")
+def _tilted_moments(r, b):
+    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
+    accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
+    if accepted:
+        return moments
+    return _split_moments(r, b)
+
+
+'''
+
+
 def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
     closed_terms = plan.tails
     moments_body, term_names = _moments_body(closed_terms)
@@ -397,11 +420,27 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
         moments_body=moments_body,
         tail_switches=_tail_switches(plan),
         step_summary=step_summary,
+        trapezoid_table=TRAPEZOID_TABLE.substitute(
+            lower=_number(plan.limits[0]),
+            upper=_number(plan.limits[1]),
+            step_flags="(" + "".join(f"{flag}, " for flag in plan.step_tails) + ")",
+        ) if plan.smooth else "",
+        trapezoid_call=TRAPEZOID_CALL if plan.smooth else "",
+        split_name="_split_moments" if plan.smooth else "_tilted_moments",
     )
     steps = [f"    {term.describe()}" for term in closed_terms] or ["    (none)"]
+    smooth = [
+        "φ'² is analytic on the whole line. Where the fast rule checks itself (the bulk of",
+        "(r, b)), φ'² = L−·Φ(−2u) + L+·Φ(2u) + ρs: the smooth step in closed form and the",
+        "analytic remainder ρs by the trapezoidal rule in u, with ρs tabulated at import; a",
+        "unit is accepted where the sum over every other node agrees to 1e-5 of the summed",
+        "|integrand| (the full sum's error is about the square of that) and no part cancels.",
+        "Elsewhere:",
+    ]
     derivation = [
         f"φ'(u)² has no closed-form Gaussian integral ({plan.reason}).",
-        "It is split into a step and the leading exponential terms of its tails, integrated",
+        *(smooth if plan.smooth else []),
+        "φ'² is split into a step and the leading exponential terms of its tails, integrated",
         "in closed form where the bulk of z is far from their kink (elsewhere they are",
         "integrated with the remainder),",
         *steps,
