@@ -224,6 +224,14 @@ def _breakpoints(r: mpmath.mpf, b: mpmath.mpf, kinks_z: Sequence[mpmath.mpf]) ->
 
 
 def fisher_blocks_mp(phi, r, b, kinks=(), dps: int = 40):
+    """(A00, A0n, Ann) = E[z^k phi'(r z + b)^2], k = 0, 1, 2, z ~ N(0, 1), as mpf at ``dps`` digits
+    (see ``_fisher_blocks_mp``). Memoized: checks of the blocks and of the inverse coefficients
+    at the same point share one quadrature."""
+    return _fisher_blocks_mp(sympy.sympify(phi), r, b, tuple(kinks), dps)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fisher_blocks_mp(phi, r, b, kinks, dps):
     """(A00, A0n, Ann) = E[z^k phi'(r z + b)^2], k = 0, 1, 2, z ~ N(0, 1), as mpf at ``dps`` digits.
 
     ``phi`` is a SymPy expression in :data:`U`; ``kinks`` are u-values where phi' is not smooth
