@@ -350,3 +350,34 @@ def test_importing_a_module_does_not_import_cuda_and_cuda_calls_say_why_they_can
     if report["gpu"]:
         pytest.skip("a CUDA GPU is present")
     assert "NUMBA_ENABLE_CUDASIM=1" in report["message"] or "numba-cuda" in report["message"]
+
+
+def test_blocks_of_units_with_bad_rows_in_several_blocks_match_the_dense_solve():
+    """m = 70 units of n = 5: three blocks (the last one partial, runtime.layer_block_rows);
+    non-finite and overflowing units in different blocks are reported and left unchanged by the
+    step, and the units at the blocks' edges equal the dense solve of their blocks."""
+    from fisher_sym import runtime
+    from tests.test_kernels import dense_reference, load
+
+    W, b, grad_W, grad_b = layer(70, 5, np.float64, seed=5)
+    assert runtime.layer_block_rows(W) == 32
+    W[33, 2] = np.inf  # second block
+    W[65], b[65], grad_W[65], grad_b[65] = [1.0, 0, 0, 0, 0], -37.5, 1e3, 1e3  # third: overflow
+    W_step, b_step = W.copy(), b.copy()
+    with pytest.raises(ValueError, match="W has non-finite values \\(units 33\\)"):
+        relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, 0.1)
+    np.testing.assert_array_equal(W_step[[33, 65]], W[[33, 65]])
+    np.testing.assert_array_equal(b_step[[33, 65]], b[[33, 65]])
+    others = np.setdiff1d(np.arange(70), [2, 33, 65])  # 2: a dead unit, its step is 0
+    assert np.all(W_step[others] != W[others])
+    good = [0, 31, 32, 34, 63, 64, 66, 69]
+    _, phi = load("relu")
+    want_W, want_b = dense_reference(phi, W[good], b[good], grad_W[good], grad_b[good], 0.0)
+    got_W = (W[good] - W_step[good]) / 0.1
+    got_b = (b[good] - b_step[good]) / 0.1
+    scale = np.linalg.norm(np.concatenate([want_W, want_b[:, None]], axis=1), axis=1)
+    assert np.all(np.abs(got_W - want_W).max(axis=1) <= 1e-8 * scale)
+    assert np.all(np.abs(got_b - want_b) <= 1e-8 * scale)
+    with pytest.raises(FloatingPointError, match="units 64:"):  # 65 once row 33 is gone
+        relu.natural_gradient(np.delete(W, 33, 0), np.delete(b, 33), np.delete(grad_W, 33, 0),
+                              np.delete(grad_b, 33))
