@@ -21,13 +21,12 @@ import numba
 import numpy as np
 
 from fisher_sym.special import (
-    INV_SQRT_2PI,
     SCRATCH_SIZE,
     mills_ratio,
     normal_interval_moments,
     normal_interval_summary,
+    normal_pdf_one_exp,
     scratch,
-    split_square,
 )
 
 EMPTY_TERM = (1.0, -math.inf, 0.0, 0.0, 1.0)
@@ -381,10 +380,7 @@ def _fixed_rule_sums(r, b, rule, closed_tails, centre, sums, scale):
     ends = 0.0
     for k in range(count):
         z = (nodes[k] - b) / r
-        # φ(z) with one exp: exp(−(hi + lo)/2) = exp(−hi/2)·(1 − lo/2) to ~1 ulp, as
-        # |lo| <= ulp(z²) is below 1e-13 wherever φ(z) does not underflow.
-        square_hi, square_lo = split_square(z)
-        density = INV_SQRT_2PI * math.exp(-0.5 * square_hi) * (1.0 - 0.5 * square_lo) / r
+        density = normal_pdf_one_exp(z) / r
         value, first, second = values[k, 0], values[k, 1], values[k, 2]
         for t in range(tails.shape[0]):
             if not closed_tails[t]:
@@ -643,8 +639,7 @@ def trapezoid_remainder_sums(r, b, table):
                 # φ(z) afresh, to ~1 ulp, every TRAPEZOID_ANCHOR nodes; in between
                 # φ(z + d) = φ(z)·exp(−z d − d²/2), d = ±dz, and that ratio shrinks by exp(−dz²).
                 z = (first_node + m * h - b) / r
-                square_hi, square_lo = split_square(z)
-                weight = INV_SQRT_2PI * math.exp(-0.5 * square_hi) * (1.0 - 0.5 * square_lo)
+                weight = normal_pdf_one_exp(z)
                 ratio = math.exp(-direction * z * dz - 0.5 * dz * dz)
             k = m * stride
             value, slope, curvature = values[k, 0], values[k, 1], values[k, 2]

@@ -32,9 +32,9 @@ import numba.extending
 import numpy as np
 
 MAX_MOMENT_ORDER = 12
+"""Highest moment order j that `normal_interval_moments` computes to full accuracy."""
 #: Length of the work arrays that ``scratch`` hands out for moments up to MAX_MOMENT_ORDER.
 SCRATCH_SIZE = MAX_MOMENT_ORDER + 1
-"""Highest moment order j that `normal_interval_moments` computes to full accuracy."""
 
 SQRT2 = 1.4142135623730950488
 INV_SQRT2 = 0.70710678118654752440
@@ -138,6 +138,15 @@ def _exp_square(x, factor):
 def normal_pdf(x):
     """φ(x) = exp(-x²/2)/√(2π), to ~1 ulp (exact splitting of x²); 0 for |x| >= ~38.6."""
     return INV_SQRT_2PI * _exp_square(x, -0.5)
+
+
+@numba.njit(cache=True)
+def normal_pdf_one_exp(x):
+    """φ(x) with one exp, for quadrature weights: with x² = hi + lo exactly,
+    exp(−(hi + lo)/2) = exp(−hi/2)·(1 − lo/2) to ~1 ulp, as |lo| <= ulp(x²) is below 1e-13
+    wherever φ(x) does not underflow."""
+    square_hi, square_lo = split_square(x)
+    return INV_SQRT_2PI * math.exp(-0.5 * square_hi) * (1.0 - 0.5 * square_lo)
 
 
 @numba.njit(cache=True)

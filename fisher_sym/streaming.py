@@ -97,13 +97,13 @@ def write_row(w, g, out, a, c):
     rounded once to out's dtype; the whole lines of ``out`` with non-temporal stores."""
     n = out.size
     itemsize = out.itemsize
+    lanes = LINE_BYTES // itemsize
     address = out.ctypes.data
     if address % itemsize == 0:
         head = min(n, (-address) % LINE_BYTES // itemsize)
-        stop = head + (n - head) // (LINE_BYTES // itemsize) * (LINE_BYTES // itemsize)
+        stop = head + (n - head) // lanes * lanes
     else:  # elements straddle lines: no aligned line to stream
         head = stop = n
-    lanes = LINE_BYTES // itemsize
     for j in range(head):
         out[j] = a * g[j] + c * w[j]
     for j in range(head, stop, lanes):
