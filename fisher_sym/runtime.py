@@ -501,9 +501,15 @@ TRAPEZOID_MAX_STEP = 0.5
 TRAPEZOID_TABLE_TOLERANCE = 1e-13
 #: Agreement of the step-h and step-2h sums of a unit, relative to the summed |integrand|.
 TRAPEZOID_TOLERANCE = 1e-5
-#: The Gaussian weight is evaluated afresh every this many nodes (in between, a recurrence
-#: whose rounding grows like the square of the distance: ~100 ulp at 16 nodes).
-TRAPEZOID_ANCHOR = 16
+#: The nodes are summed in blocks of this many lanes (one SIMD register of float64 on AVX-512,
+#: two on AVX2): lane l of every block adds its own partial sums, and the lanes' Gaussian
+#: weights step from block to block by their own ratios.
+TRAPEZOID_LANES = 8
+#: The lanes' weights and ratios are evaluated afresh every this many blocks (in between, a
+#: recurrence whose rounding grows like the square of the number of blocks: ~30 ulp at 8).
+TRAPEZOID_ANCHOR_BLOCKS = 8
+_TWO_BLOCKS = 2 * TRAPEZOID_LANES  # work-array sizes (constants, as ``scratch`` needs)
+_LANE_SUMS = 10 * TRAPEZOID_LANES
 #: The walk over the nodes stops where what is left is below this fraction of the sum of |ρs|.
 TRAPEZOID_TRUNCATION = 1e-18
 #: A00, v·A00 and q·A00 may be smaller than the sum of their parts by at most this factor.
@@ -539,11 +545,13 @@ def smooth_step_term(limit, side, r, b):
 
 
 def smooth_remainder_table(remainder, step_flags, limits):
-    """(h, u_0, stride, values, upper_envelope, lower_envelope, centre, spread, lower_length,
-    upper_length) of the trapezoidal rule: values[k] = (ρs, ρs', ρs'') at u_k = u_0 + kh, the
-    largest |ρs^(j)| at nodes ≥ k (≤ k), the largest stride (a power of two) that resolves ρs
-    (TRAPEZOID_TABLE_TOLERANCE), the mean and variance of u under |ρs|, and the decay length
-    of ρs at each end.
+    """(h, u_0, stride, levels, offsets, counts, centre, spread, lower_length, upper_length)
+    of the trapezoidal rule: the finest nodes u_k = u_0 + kh, the largest stride (a power of
+    two) that resolves ρs (TRAPEZOID_TABLE_TOLERANCE), the mean and variance of u under |ρs|,
+    the decay length of ρs at each end, and per stride 2^j ≤ stride the nodes u_0 + i·2^j·h,
+    i < counts[j], as columns offsets[j] + i of ``levels``: rows ρs, ρs', ρs'' and the largest
+    |ρs^(j)| at nodes ≥ u (row 3) and ≤ u (row 4), each level padded with TRAPEZOID_LANES
+    zeros on either side, so that a block of lanes may run past its ends.
 
     ``remainder(u, step_flags)`` is φ'² − L−·[u < 0] − L+·[u > 0] (every exponential tail term
     added back); ρs adds back the hard step minus the smooth one, sign(u)·(L+ − L−)·Q(|u|/s)
@@ -589,8 +597,75 @@ def smooth_remainder_table(remainder, step_flags, limits):
             lengths.append(1.0 / math.log(inner / outer))
         else:
             lengths.append(math.inf)
-    return (TRAPEZOID_SPACING, nodes[0], stride, values, upper_envelope, lower_envelope,
+    pad = TRAPEZOID_LANES
+    rows = np.vstack([values.T, upper_envelope, lower_envelope])
+    columns, offsets, counts = [], [], []
+    level_stride, width = 1, 0
+    while level_stride <= stride:
+        level = rows[:, ::level_stride]
+        offsets.append(width + pad)
+        counts.append(level.shape[1])
+        columns.append(np.pad(level, ((0, 0), (pad, pad))))
+        width += level.shape[1] + 2 * pad
+        level_stride *= 2
+    levels = np.ascontiguousarray(np.concatenate(columns, axis=1))
+    return (TRAPEZOID_SPACING, nodes[0], stride, levels, np.array(offsets), np.array(counts),
             centre, spread, lengths[0], lengths[1])
+
+
+@numba.njit(cache=True)
+def _lane_weights(z, dz, shrink, shrink_lane, direction, weights, ratios):
+    """weights[l] = φ(z + l·dz) and ratios[l] = φ(z_l + direction·L·dz)/φ(z_l), l < L =
+    TRAPEZOID_LANES: three exps and recurrences of L steps (φ(z + d) = φ(z)·exp(−z d − d²/2),
+    whose ratio shrinks by exp(−d²) = ``shrink`` per step; exp(−L·dz²) = ``shrink_lane``)."""
+    lanes = TRAPEZOID_LANES
+    weight = normal_pdf_one_exp(z)
+    step = math.exp(-z * dz - 0.5 * dz * dz)
+    ratio = math.exp(-direction * lanes * dz * z - 0.5 * lanes * lanes * dz * dz)
+    factor = shrink_lane if direction == 1 else 1.0 / shrink_lane
+    for lane in range(lanes):
+        weights[lane] = weight
+        ratios[lane] = ratio
+        weight *= step
+        step *= shrink
+        ratio *= factor
+
+
+@numba.njit(cache=True)
+def _add_blocks(levels, column, direction, count, z, dz, centre, weights, ratios, shrink_block,
+                sums):
+    """Add ``count`` blocks of L lanes to the lane sums: the first block is the columns
+    column … column + L − 1 of ``levels`` at z … z + (L − 1)·dz, each next one L columns on in
+    ``direction``. sums[j·L + l] is lane l's Σ φ(z)·f_j, f = (ρs, ρs', ρs'', (z − c)²ρs, zρs,
+    |ρs|, |ρs'|, |ρs''|, (z − c)²|ρs|, |z||ρs|) (f_j with c = ``centre``). The weights step to
+    the next block by ``ratios``, and the ratios by ``shrink_block`` = exp(−L²·dz²)."""
+    lanes = TRAPEZOID_LANES
+    for _ in range(count):
+        values = levels[0, column : column + lanes]
+        slopes = levels[1, column : column + lanes]
+        curvatures = levels[2, column : column + lanes]
+        for lane in range(lanes):
+            weight = weights[lane]
+            node = z + lane * dz
+            offset = node - centre
+            f0 = weight * values[lane]
+            f1 = weight * slopes[lane]
+            f2 = weight * curvatures[lane]
+            g0 = abs(f0)
+            sums[lane] += f0
+            sums[lanes + lane] += f1
+            sums[2 * lanes + lane] += f2
+            sums[3 * lanes + lane] += f0 * offset * offset
+            sums[4 * lanes + lane] += f0 * node
+            sums[5 * lanes + lane] += g0
+            sums[6 * lanes + lane] += abs(f1)
+            sums[7 * lanes + lane] += abs(f2)
+            sums[8 * lanes + lane] += g0 * offset * offset
+            sums[9 * lanes + lane] += g0 * abs(node)
+            weights[lane] = weight * ratios[lane]
+            ratios[lane] *= shrink_block
+        column += direction * lanes
+        z += direction * lanes * dz
 
 
 @numba.njit(cache=True)
@@ -601,104 +676,126 @@ def trapezoid_remainder_sums(r, b, table):
     bounded by the others), and the centre c.
 
     Step h: the largest power-of-two multiple of the table's spacing that is at most the
-    table's step and at most r/2 (so that the Gaussian, of width r, is resolved: its own aliasing error
-    is exp(−2π²r²/h²)). Nodes are visited outward from b, the Gaussian weight φ(z) by the
-    recurrence φ(z + d) = φ(z)·exp(−z d − d²/2) between anchors where it is evaluated afresh,
-    until what is left is negligible.
+    table's step and at most r/2 (so that the Gaussian, of width r, is resolved: its own
+    aliasing error is exp(−2π²r²/h²)). From b the nodes are taken in blocks of L =
+    TRAPEZOID_LANES, upward from the first node above b and downward from the one below it,
+    as far as a bound on the rest allows: first that length is found (following the outermost
+    lane's weight only), then the blocks are summed, their weights by the recurrence
+    φ(z + L·dz) = φ(z)·ratio, ratio(z + L·dz) = ratio(z)·exp(−L²dz²) per lane, evaluated afresh
+    every TRAPEZOID_ANCHOR_BLOCKS blocks.
     """
-    (spacing, first_node, max_stride, values, upper_envelope, lower_envelope, mode, spread,
+    (spacing, first_node, max_stride, levels, offsets, counts, mode, spread,
      lower_length, upper_length) = table
-    count = values.shape[0]
+    lanes = TRAPEZOID_LANES
     if not 0.5 * r >= spacing:  # the Gaussian is narrower than the table's nodes (or r = 0)
         return False, (0.0,) * 6, (0.0,) * 6, 0.0
     stride = 1
+    level = 0
     while 2 * stride <= max_stride and 2 * stride * spacing <= 0.5 * r:
         stride *= 2
+        level += 1
     h = stride * spacing
     dz = h / r
     inverse_dz = r / h
-    last = (count - 1) // stride  # nodes m = 0 … last, u = first_node + m·h
+    base = offsets[level]  # column of node 0 of this level
+    last = counts[level] - 1
     start = int(math.ceil((b - first_node) / h))
     if not 0 < start <= last:
         return False, (0.0,) * 6, (0.0,) * 6, 0.0
     # The second moment is summed about an estimate c of the mean of z under ρs(rz + b)φ(z),
     # so that it does not cancel: that of N(b, r²)·N(mode, spread) in u, mapped to z.
     centre = r * (mode - b) / (spread + r * r)
-    s0 = s1 = s2 = s3 = s4 = 0.0  # Σ φ(z)·(ρ, ρ', ρ'', (z − c)²ρ, zρ)
-    a0 = a2 = 0.0  # those of ρ and ρ'' with alternating signs (odd nodes −)
-    m0 = m1 = m2 = m3 = m4 = 0.0  # Σ φ(z)·|·|
-    truncated = 0.0
     shrink = math.exp(-dz * dz)
+    shrink_lane = math.exp(-lanes * dz * dz)
+    shrink_block = math.exp(-lanes * lanes * dz * dz)
+    weights = scratch(_TWO_BLOCKS)  # lanes of the block below b, then above it
+    ratios = scratch(_TWO_BLOCKS)
+    _lane_weights((first_node + (start - lanes) * h - b) / r, dz, shrink, shrink_lane, -1,
+                  weights[:lanes], ratios[:lanes])
+    _lane_weights((first_node + start * h - b) / r, dz, shrink, shrink_lane, 1,
+                  weights[lanes:], ratios[lanes:])
+    # Σ φ|ρs| over these two blocks: a lower bound of the final one, for the stopping rule.
+    central = 0.0
+    for j in range(2 * lanes):
+        central += weights[j] * abs(levels[0, base + start - lanes + j])
+    sums = scratch(_LANE_SUMS)
+    sums[:] = 0.0
+    truncated = 0.0
     for direction in (1, -1):
-        m = start if direction == 1 else start - 1
-        envelope = upper_envelope if direction == 1 else lower_envelope
-        steps = 0
-        sign = 1.0 - 2.0 * (m & 1)
+        envelope = levels[3] if direction == 1 else levels[4]
+        first = start if direction == 1 else start - lanes  # lowest node of the first block
+        outer = first + lanes - 1 if direction == 1 else first  # its outermost node
+        side = slice(lanes, 2 * lanes) if direction == 1 else slice(0, lanes)
+        outer_lane = 2 * lanes - 1 if direction == 1 else 0
+        weight, ratio = weights[outer_lane], ratios[outer_lane]
+        blocks = 1
         while True:
-            if steps % TRAPEZOID_ANCHOR == 0:
-                # φ(z) afresh, to ~1 ulp, every TRAPEZOID_ANCHOR nodes; in between
-                # φ(z + d) = φ(z)·exp(−z d − d²/2), d = ±dz, and that ratio shrinks by exp(−dz²).
-                z = (first_node + m * h - b) / r
-                weight = normal_pdf_one_exp(z)
-                ratio = math.exp(-direction * z * dz - 0.5 * dz * dz)
-            k = m * stride
-            value, slope, curvature = values[k, 0], values[k, 1], values[k, 2]
-            f0 = weight * value
-            f4 = f0 * z
-            f3 = f0 * (z - centre) ** 2
-            f1 = weight * slope
-            f2 = weight * curvature
-            s0 += f0
-            s1 += f1
-            s2 += f2
-            s3 += f3
-            s4 += f4
-            a0 += sign * f0
-            a2 += sign * f2
-            m0 += abs(f0)
-            m1 += abs(f1)
-            m2 += abs(f2)
-            m3 += abs(f3)
-            m4 += abs(f4)
-            left = math.inf
+            if (outer >= last) if direction == 1 else (outer <= 0):
+                # Beyond the table: ρs decays on its length scale while the Gaussian factor
+                # changes little over it (else the walk would have stopped before), so the
+                # nodes there add less than twice the edge node's bound times length/h.
+                edge = last if direction == 1 else 0
+                z = (first_node + edge * h - b) / r
+                bound = normal_pdf_one_exp(z) * envelope[base + edge]
+                left = math.inf
+                if direction * z > 2.0:
+                    left = bound * (abs(z) + 2.0) * inverse_dz
+                length = upper_length if direction == 1 else lower_length
+                beyond = 2.0 * bound * (1.0 + abs(z) + z * z) * length / h
+                truncated = max(truncated, min(left, beyond))
+                break
+            z = (first_node + outer * h - b) / r
             if direction * z > 2.0:
                 # There (1 + |z| + z²)·φ(z) decreases outward, so the nodes beyond add less than
                 # the envelope times ∫ from z on, over dz: φ(z)·(|z| + 2)/dz bounds that.
-                left = weight * envelope[k] * (abs(z) + 2.0) * inverse_dz
-                if left <= TRAPEZOID_TRUNCATION * m0:
+                left = weight * envelope[base + outer] * (abs(z) + 2.0) * inverse_dz
+                if left <= TRAPEZOID_TRUNCATION * central:
                     break
-            m += direction
-            steps += 1
-            if m < 0 or m > last:
-                # Beyond the table: ρs decays on its length scale while the Gaussian factor
-                # changes little over it (else the walk would have stopped above), so the
-                # nodes there add less than twice this node's bound times length/h.
-                length = upper_length if direction == 1 else lower_length
-                beyond = 2.0 * weight * envelope[k] * (1.0 + abs(z) + z * z) * length / h
-                truncated = max(truncated, min(left, beyond))
-                break
             if weight == 0.0:
                 break
-            z += direction * dz
             weight *= ratio
-            ratio *= shrink
-            sign = -sign
+            ratio *= shrink_block
+            outer += direction * lanes
+            blocks += 1
+        done = 0
+        while done < blocks:
+            low = first + direction * lanes * done
+            z = (first_node + low * h - b) / r
+            if done > 0:
+                _lane_weights(z, dz, shrink, shrink_lane, direction, weights[side], ratios[side])
+            count = min(TRAPEZOID_ANCHOR_BLOCKS, blocks - done)
+            _add_blocks(levels, base + low, direction, count, z, dz, centre, weights[side],
+                        ratios[side], shrink_block, sums)
+            done += count
+    total = scratch(10)
+    for j in range(10):
+        total[j] = 0.0
+        for lane in range(lanes):
+            total[j] += sums[j * lanes + lane]
+    # The step-2h sums differ from the step-h ones by h·(alternating sum): lane l holds the
+    # nodes of parity start + l.
+    alternating0 = alternating2 = 0.0
+    for lane in range(lanes):
+        sign = 1.0 - 2.0 * ((start + lane) & 1)
+        alternating0 += sign * sums[lane]
+        alternating2 += sign * sums[2 * lanes + lane]
+    s0, s1, s2, s3, s4 = total[0], total[1], total[2], total[3], total[4]
+    m0, m1, m2, m3, m4 = total[5], total[6], total[7], total[8], total[9]
     scale = dz  # Σ φ(z_m)·f·dz approximates E[f]
     # (1 − z²)ρ from the others: z² = (z − c)² + 2cz − c²; its magnitude is bounded alike.
     s5 = s0 - s3 - 2.0 * centre * s4 + centre * centre * s0
     m5 = m0 + m3 + 2.0 * abs(centre) * m4 + centre * centre * m0
-    sums = (s0 * scale, s1 * scale, s2 * scale, s3 * scale, s4 * scale, s5 * scale)
+    result = (s0 * scale, s1 * scale, s2 * scale, s3 * scale, s4 * scale, s5 * scale)
     magnitude = (m0 * scale, m1 * scale, m2 * scale, m3 * scale, m4 * scale, m5 * scale)
-    # The step-2h sums differ from the step-h ones by h·(alternating sum). ρs and ρs'' are
-    # checked (ρs' lies between them; the factors z, (z − c)² only add to the Gaussian's side,
-    # which h ≤ r/2 resolves).
+    # ρs and ρs'' are checked (ρs' lies between them; the factors z, (z − c)² only add to the
+    # Gaussian's side, which h ≤ r/2 resolves).
     accepted = (
         truncated <= TRAPEZOID_TRUNCATION * m0
         and m0 > 0.0
-        and abs(a0) <= TRAPEZOID_TOLERANCE * m0
-        and abs(a2) <= TRAPEZOID_TOLERANCE * m2
+        and abs(alternating0) <= TRAPEZOID_TOLERANCE * m0
+        and abs(alternating2) <= TRAPEZOID_TOLERANCE * m2
     )
-    return accepted, sums, magnitude, centre
+    return accepted, result, magnitude, centre
 
 
 @numba.njit(cache=True)

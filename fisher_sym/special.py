@@ -30,6 +30,7 @@ import math
 import numba
 import numba.extending
 import numpy as np
+from numba.core import cgutils
 
 MAX_MOMENT_ORDER = 12
 """Highest moment order j that `normal_interval_moments` computes to full accuracy."""
@@ -70,15 +71,44 @@ GL_NODES, GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 
 def scratch(size):
-    """A float64 work array of ``size`` elements (an integer constant): ``np.empty`` on the
-    CPU, a thread-local array in CUDA device code (``register_device_scratch``), so that the
-    same compiled functions run on both without a heap allocation on the GPU."""
+    """A float64 work array of ``size`` elements (an integer constant), valid until the
+    function that asks for it returns: on the stack of that function on the CPU
+    (``_stack_array``), a thread-local array in CUDA device code (``register_device_scratch``),
+    so that the same compiled functions run on both without a heap allocation."""
     return np.empty(size)
 
 
-@numba.extending.overload(scratch, target="cpu")
+@numba.extending.intrinsic
+def _stack_array(typingctx, size):
+    """A float64 array of ``size`` (an integer literal) elements in the stack frame of the
+    function being compiled: an alloca in its entry block, so a call in a loop reuses it."""
+    if not isinstance(size, numba.types.IntegerLiteral):
+        return None
+    length = size.literal_value
+    array_type = numba.types.Array(numba.float64, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        element = context.get_value_type(numba.float64)
+        data = cgutils.alloca_once(builder, element, size=length)
+        intp = context.get_value_type(numba.types.intp)
+        itemsize = context.get_abi_sizeof(element)
+        array = context.make_array(array_type)(context, builder)
+        context.populate_array(
+            array, data=data, shape=[intp(length)], strides=[intp(itemsize)],
+            itemsize=intp(itemsize), meminfo=None,
+        )
+        return array._getvalue()
+
+    return array_type(size), codegen
+
+
+@numba.extending.overload(scratch, target="cpu", prefer_literal=True, inline="always")
 def _scratch_cpu(size):
-    return lambda size: np.empty(size)
+    # Inlined into the caller, so that the alloca lies in the caller's frame.
+    if not isinstance(size, numba.types.IntegerLiteral):
+        raise numba.errors.TypingError("scratch(size) needs an integer constant")
+    length = size.literal_value
+    return lambda size: _stack_array(length)
 
 
 def register_device_scratch():
