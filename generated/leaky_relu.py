@@ -261,7 +261,7 @@ def _layer_kernel(
     is small enough to stay in cache between its passes (sums, coefficients, writes), and
     its coefficients run one after another, while their code and constants are in cache.
     With ``stream_rows`` the rows of nat_W are written with non-temporal stores
-    (``streaming``), which skip the read of the lines they overwrite.
+    (``streaming``), which skip the read of the lines they overwrite, and fenced per block.
     """
     m = W.shape[0]
     for block in numba.prange((m + block_rows - 1) // block_rows):
@@ -314,6 +314,8 @@ def _layer_kernel(
                 b[i] = heads[i - first, 3]
             else:
                 nat_b[i] = heads[i - first, 3]
+        if stream_rows:
+            streaming.fence()  # the block's streamed rows, ordered before the kernel returns
 
 
 def fisher_blocks(r, b):
