@@ -506,7 +506,7 @@ TRAPEZOID_TOLERANCE = 1e-5
 #: weights step from block to block by their own ratios.
 TRAPEZOID_LANES = 8
 #: The lanes' weights and ratios are evaluated afresh every this many blocks (in between, a
-#: recurrence whose rounding grows like the square of the number of blocks: ~30 ulp at 8).
+#: recurrence whose rounding grows like the square of the number of blocks).
 TRAPEZOID_ANCHOR_BLOCKS = 8
 _TWO_BLOCKS = 2 * TRAPEZOID_LANES  # work-array sizes (constants, as ``scratch`` needs)
 _LANE_SUMS = 10 * TRAPEZOID_LANES
