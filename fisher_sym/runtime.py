@@ -13,6 +13,7 @@ variance), which keeps every step free of catastrophic cancellation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from pathlib import Path
@@ -229,6 +230,8 @@ def check_blocks_arguments(r, b):
 
 def check_damping(damping):
     """Return damping as a float; it must be a finite number ≥ 0."""
+    if type(damping) is float and 0.0 <= damping < math.inf:  # the common case, at once
+        return damping
     try:
         value = float(damping)
     except (TypeError, ValueError):
@@ -874,9 +877,16 @@ def effective_jumps(jumps, tail_jumps, closed_tails):
 
 
 # --- layer kernels: input checks that need no pass over W and grad_W ---------------------------
-# The layer kernels of the generated modules read each row of W and grad_W once; they detect
-# non-finite values there themselves (see a generated module's ``_row_sums``) and report them,
-# with overflows, through a per-unit status that ``raise_for_row_status`` turns into errors.
+# A layer kernel is called once per training step, with its caches cold: every NumPy call made
+# to check its arguments then costs microseconds (at (256, 256) the checks once took longer than
+# the kernel). So the checks run in two stages, both before anything is written:
+# - in Python, the arguments' types, dtypes, shapes and layout, by attribute tests only, with the
+#   thorough checks (and their messages) only for arguments that fail them;
+# - in the kernel itself, before its first write, what needs the values or the addresses:
+#   ``layer_argument_error`` (b and grad_b finite; the written arrays overlap nothing).
+# Non-finite values in W and grad_W are found by the kernel's single pass (see a generated
+# module's ``_row_sums``) and reported, with overflows, through a per-unit status that
+# ``raise_for_layer_errors`` turns into errors.
 
 import numbers  # noqa: E402  (used by check_learning_rate only)
 
@@ -887,6 +897,33 @@ ROW_STATUS_MESSAGES = {
     4: "grad_b has non-finite values",
 }
 ROW_OVERFLOW = 5
+
+#: Codes of ``layer_argument_error``: b or grad_b holds a NaN or ±inf, or (from
+#: ``ARGUMENT_OVERLAP`` on) written array k overlaps array j, code ARGUMENT_OVERLAP + 6·k + j,
+#: in the order of ``LAYER_ARRAY_NAMES``.
+ARGUMENT_B_NOT_FINITE = 1
+ARGUMENT_GRAD_B_NOT_FINITE = 2
+ARGUMENT_OVERLAP = 8
+LAYER_ARRAY_NAMES = ("out[0]", "out[1]", "W", "b", "grad_W", "grad_b")
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _is_plain_layer(W, b, grad_W, grad_b):
+    """Whether the four are C-contiguous NumPy arrays of one float dtype with a layer's shapes:
+    what ``check_layer_shapes`` accepts as is, told by attribute tests alone."""
+    ndarray = np.ndarray
+    if not (type(W) is ndarray and type(b) is ndarray and type(grad_W) is ndarray
+            and type(grad_b) is ndarray):
+        return False
+    dtype, shape = W.dtype, W.shape
+    return (
+        (dtype == _FLOAT_DTYPES[0] or dtype == _FLOAT_DTYPES[1])
+        and b.dtype == dtype and grad_W.dtype == dtype and grad_b.dtype == dtype
+        and len(shape) == 2 and grad_W.shape == shape
+        and b.shape == shape[:1] and grad_b.shape == shape[:1]
+        and W.flags.c_contiguous and b.flags.c_contiguous
+        and grad_W.flags.c_contiguous and grad_b.flags.c_contiguous
+    )
 
 
 def _check_float_arrays(arrays):
@@ -915,31 +952,23 @@ def _check_float_arrays(arrays):
 
 
 def check_layer_shapes(W, b, grad_W, grad_b):
-    """``check_layer_arguments`` without the scan of W and grad_W for non-finite values (the
-    layer kernels find those in their single pass); b and grad_b (O(m)) are still scanned.
-    Returns the arrays as C-contiguous arrays (copies only of non-contiguous ones)."""
+    """A layer's arrays: NumPy arrays, one float dtype, W (m, n), b (m,), the gradients shaped
+    like them. Returns them as C-contiguous arrays (copies only of non-contiguous ones). Their
+    values are checked by the kernels (``layer_argument_error`` and the row status)."""
+    if _is_plain_layer(W, b, grad_W, grad_b):
+        return W, b, grad_W, grad_b
     arrays = {"W": W, "b": b, "grad_W": grad_W, "grad_b": grad_b}
     for name, array in arrays.items():
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
     _check_float_arrays(arrays)
-    for name in ("b", "grad_b"):
-        if not np.all(np.isfinite(arrays[name])):
-            raise ValueError(f"{name} has non-finite values")
     return tuple(np.ascontiguousarray(array) for array in arrays.values())
 
 
-def _check_no_overlap(written, read):
-    """Refuse arrays to be written that may share memory with each other or with inputs."""
-    for index, (array, name) in enumerate(written):
-        for other, other_name in list(written[index + 1 :]) + list(read):
-            if np.may_share_memory(array, other):
-                raise ValueError(f"{name} must not overlap {other_name}")
-
-
-def check_out(out, W, b, inputs):
+def check_out(out, W, b):
     """``out`` for a layer kernel: a tuple (nat_W, nat_b) of writeable C-contiguous NumPy arrays
-    with the shapes and dtype of W and b, overlapping neither each other nor ``inputs``."""
+    with the shapes and dtype of W and b (that they overlap nothing is checked by
+    ``layer_argument_error``)."""
     if not isinstance(out, tuple) or len(out) != 2:
         raise TypeError(f"out must be a tuple (nat_W, nat_b), got {type(out).__name__}")
     for name, array, like in (("out[0]", out[0], W), ("out[1]", out[1], b)):
@@ -953,14 +982,13 @@ def check_out(out, W, b, inputs):
             raise ValueError(f"{name} must be C-contiguous")
         if not array.flags.writeable:
             raise ValueError(f"{name} must be writeable")
-    names = ("W", "b", "grad_W", "grad_b")
-    written = ((out[0], "out[0]"), (out[1], "out[1]"))
-    _check_no_overlap(written, tuple(zip(inputs, names, strict=True)))
     return out
 
 
 def check_learning_rate(lr):
     """Return lr as a float; it must be a finite real number."""
+    if type(lr) is float and math.isfinite(lr):  # the common case, at once
+        return lr
     real = isinstance(lr, numbers.Real) or (
         isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "fiu"
     )
@@ -974,16 +1002,72 @@ def check_learning_rate(lr):
 
 def check_step_arguments(W, b, grad_W, grad_b):
     """``check_layer_shapes`` for an in-place step: W and b must be writeable and C-contiguous
-    (they are updated in place, not copied), and overlap neither each other nor the gradients."""
+    (they are updated in place, not copied)."""
     for name, array in (("W", W), ("b", b)):
         if isinstance(array, np.ndarray):
             if not array.flags.c_contiguous:
                 raise ValueError(f"{name} must be C-contiguous (it is updated in place)")
             if not array.flags.writeable:
                 raise ValueError(f"{name} must be writeable (it is updated in place)")
-    W, b, grad_W, grad_b = check_layer_shapes(W, b, grad_W, grad_b)
-    _check_no_overlap(((W, "W"), (b, "b")), ((grad_W, "grad_W"), (grad_b, "grad_b")))
-    return W, b, grad_W, grad_b
+    return check_layer_shapes(W, b, grad_W, grad_b)
+
+
+@numba.njit(cache=True)
+def _byte_span(array):
+    """[first, end) byte addresses of a C-contiguous array; (0, 0) if it is empty."""
+    if array.size == 0:
+        return 0, 0
+    first = array.ctypes.data
+    return first, first + array.nbytes
+
+
+@numba.njit(cache=True)
+def layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step):
+    """0 if a layer kernel may run on these C-contiguous arrays, else the code of the first
+    failed check (see ARGUMENT_OVERLAP): b and grad_b finite; the written arrays (nat_W, nat_b,
+    or W, b themselves for a step) overlap neither each other nor the arrays read."""
+    for i in range(b.size):
+        if not math.isfinite(b[i]):
+            return ARGUMENT_B_NOT_FINITE
+    for i in range(grad_b.size):
+        if not math.isfinite(grad_b[i]):
+            return ARGUMENT_GRAD_B_NOT_FINITE
+    spans = (_byte_span(nat_W), _byte_span(nat_b), _byte_span(W), _byte_span(b),
+             _byte_span(grad_W), _byte_span(grad_b))
+    for written in range(2):
+        for other in range(written + 1, 6):
+            if step and (other == 2 or other == 3):
+                continue  # W and b are the written arrays themselves
+            first, end = spans[written]
+            other_first, other_end = spans[other]
+            if first < other_end and other_first < end:
+                return ARGUMENT_OVERLAP + 6 * written + other
+    return 0
+
+
+def check_layer_values(W, b, grad_W, grad_b, out=None, step=False):
+    """``layer_argument_error`` from Python (for the GPU kernels' host arrays): raises
+    ValueError if b or grad_b holds a NaN or ±inf or if ``out`` (or W, b for a step) overlaps
+    another array."""
+    nat_W, nat_b = (W[:0], b[:0]) if out is None else out
+    raise_for_layer_errors(
+        layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step), None, step
+    )
+
+
+def raise_for_layer_errors(argument_error, status, step=False):
+    """Raise for what a layer kernel reports: its ``layer_argument_error`` code (nothing was
+    written), then the per-unit ``status`` (see ``raise_for_row_status``; None: not run)."""
+    if argument_error == ARGUMENT_B_NOT_FINITE:
+        raise ValueError("b has non-finite values")
+    if argument_error == ARGUMENT_GRAD_B_NOT_FINITE:
+        raise ValueError("grad_b has non-finite values")
+    if argument_error:
+        written, other = divmod(argument_error - ARGUMENT_OVERLAP, 6)
+        names = ("W", "b") + LAYER_ARRAY_NAMES[2:] if step else LAYER_ARRAY_NAMES
+        raise ValueError(f"{names[written]} must not overlap {names[other]}")
+    if status is not None:
+        raise_for_row_status(status, step)
 
 
 #: Bytes of W and grad_W that one block of a layer kernel reads: well inside a core's L2, so
@@ -1001,10 +1085,11 @@ def layer_block_rows(W):
     return max(1, min(LAYER_BLOCK_MAX_ROWS, LAYER_BLOCK_BYTES // max(row_bytes, 1)))
 
 
+@functools.cache
 def overflow_limits(dtype):
     """(limit, cast_limit) for a float dtype: half its largest value (below it a float64 result
     is certainly finite in the dtype), and the float64 magnitude from which a value rounds to
-    ±inf in the dtype (max + half an ulp; inf for float64)."""
+    ±inf in the dtype (max + half an ulp; inf for float64). Cached per dtype."""
     info = np.finfo(dtype)
     largest = float(info.max)
     ulp = largest - float(np.nextafter(info.max, info.dtype.type(0)))  # the ulp at the top

@@ -248,7 +248,9 @@ def _layer_kernel(
 ):
     """Per unit i (parallel over blocks of ``block_rows`` units): status[i], and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
-    or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b unused)   (step True).
+    or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True).
+    Returns (argument_error, failed): ``runtime.layer_argument_error``, checked before anything
+    is written (nothing is, if it is not 0), and whether some status[i] is not _ROW_OK.
 
     One read of W[i] and grad_W[i] from memory (``_row_sums``), the unit's coefficients, then
     one write of the row while it is still in cache: the memory traffic of one triad. A block
@@ -257,6 +259,9 @@ def _layer_kernel(
     With ``stream_rows`` the rows of nat_W are written with non-temporal stores
     (``streaming``), which skip the read of the lines they overwrite, and fenced per block.
     """
+    argument_error = runtime.layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step)
+    if argument_error:
+        return argument_error, False
     m = W.shape[0]
     for block in numba.prange((m + block_rows - 1) // block_rows):
         first = block * block_rows
@@ -310,6 +315,10 @@ def _layer_kernel(
                 nat_b[i] = heads[i - first, 3]
         if stream_rows:
             streaming.fence()  # the block's streamed rows, ordered before the kernel returns
+    failed = False
+    for i in range(m):
+        failed = failed or status[i] != _ROW_OK
+    return 0, failed
 
 
 def fisher_blocks(r, b):
@@ -348,9 +357,10 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
 
     Raises ValueError/TypeError on bad input (shapes, dtypes, ``out``, damping, non-finite
     values) without touching the inputs, and FloatingPointError naming the units whose result
-    overflows (a numerically singular block: use damping > 0). Shapes, dtypes and b, grad_b are
-    checked before any kernel runs; non-finite values in W and grad_W are detected inside the
-    kernel's single pass, so checking them costs no second pass over memory.
+    overflows (a numerically singular block: use damping > 0). Shapes and dtypes are checked
+    before the kernel runs, b, grad_b and overlaps by the kernel before it writes anything;
+    non-finite values in W and grad_W are detected inside the kernel's single pass, so checking
+    them costs no second pass over memory.
     """
     damping = runtime.check_damping(damping)
     W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
@@ -358,12 +368,15 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
         nat_W = np.empty_like(W)
         nat_b = np.empty_like(b)
     else:
-        nat_W, nat_b = runtime.check_out(out, W, b, (W, b, grad_W, grad_b))
+        nat_W, nat_b = runtime.check_out(out, W, b)
     status = np.empty(W.shape[0], dtype=np.uint8)
     limit, cast_limit = runtime.overflow_limits(W.dtype)
-    _layer_kernel(W, b, grad_W, grad_b, damping, 0.0, False, limit, cast_limit, nat_W, nat_b,
-                  status, runtime.layer_block_rows(W), streaming.use_streaming_stores(nat_W))
-    runtime.raise_for_row_status(status)
+    argument_error, failed = _layer_kernel(
+        W, b, grad_W, grad_b, damping, 0.0, False, limit, cast_limit, nat_W, nat_b, status,
+        runtime.layer_block_rows(W), streaming.use_streaming_stores(nat_W),
+    )
+    if argument_error or failed:
+        runtime.raise_for_layer_errors(argument_error, status)
     return nat_W, nat_b
 
 
@@ -386,9 +399,12 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
     W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
     status = np.empty(W.shape[0], dtype=np.uint8)
     limit, cast_limit = runtime.overflow_limits(W.dtype)
-    _layer_kernel(W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status,
-                  runtime.layer_block_rows(W), False)
-    runtime.raise_for_row_status(status, step=True)
+    argument_error, failed = _layer_kernel(
+        W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status,
+        runtime.layer_block_rows(W), False,
+    )
+    if argument_error or failed:
+        runtime.raise_for_layer_errors(argument_error, status, step=True)
     return W, b
 
 
@@ -676,7 +692,8 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
     if from_host:
         W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
         if out is not None:
-            out = runtime.check_out(out, W, b, (W, b, grad_W, grad_b))
+            out = runtime.check_out(out, W, b)
+        runtime.check_layer_values(W, b, grad_W, grad_b, out)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
         nat_W = cuda.device_array(W.shape, dtype=W.dtype)
         nat_b = cuda.device_array(b.shape, dtype=b.dtype)
@@ -718,6 +735,7 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
     device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
     if from_host:
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+        runtime.check_layer_values(W, b, grad_W, grad_b, (W, b), step=True)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
     else:
         runtime.check_device_layer_shapes(*device)

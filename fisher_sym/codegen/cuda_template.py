@@ -306,7 +306,8 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
     if from_host:
         W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
         if out is not None:
-            out = runtime.check_out(out, W, b, (W, b, grad_W, grad_b))
+            out = runtime.check_out(out, W, b)
+        runtime.check_layer_values(W, b, grad_W, grad_b, out)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
         nat_W = cuda.device_array(W.shape, dtype=W.dtype)
         nat_b = cuda.device_array(b.shape, dtype=b.dtype)
@@ -348,6 +349,7 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
     device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
     if from_host:
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+        runtime.check_layer_values(W, b, grad_W, grad_b, (W, b), step=True)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
     else:
         runtime.check_device_layer_shapes(*device)
