@@ -1003,6 +1003,8 @@ def check_learning_rate(lr):
 def check_step_arguments(W, b, grad_W, grad_b):
     """``check_layer_shapes`` for an in-place step: W and b must be writeable and C-contiguous
     (they are updated in place, not copied)."""
+    if _is_plain_layer(W, b, grad_W, grad_b) and W.flags.writeable and b.flags.writeable:
+        return W, b, grad_W, grad_b
     for name, array in (("W", W), ("b", b)):
         if isinstance(array, np.ndarray):
             if not array.flags.c_contiguous:
@@ -1086,14 +1088,15 @@ def layer_block_rows(W):
 
 
 @functools.cache
-def overflow_limits(dtype):
-    """(limit, cast_limit) for a float dtype: half its largest value (below it a float64 result
-    is certainly finite in the dtype), and the float64 magnitude from which a value rounds to
-    ±inf in the dtype (max + half an ulp; inf for float64). Cached per dtype."""
+def element_limits(dtype):
+    """(tiny, limit, cast_limit) for a float dtype: its smallest normal number, half its largest
+    value (a sum of two terms below it, each rounded in the dtype, is certainly finite), and
+    the float64 magnitude from which a value rounds to ±inf in the dtype (max + half an ulp;
+    inf for float64). Cached per dtype."""
     info = np.finfo(dtype)
     largest = float(info.max)
     ulp = largest - float(np.nextafter(info.max, info.dtype.type(0)))  # the ulp at the top
-    return 0.5 * largest, largest + 0.5 * ulp
+    return float(info.tiny), 0.5 * largest, largest + 0.5 * ulp
 
 
 def check_device_layer_shapes(W, b, grad_W, grad_b):

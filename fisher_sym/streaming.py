@@ -6,9 +6,9 @@ bytes, not three. A non-temporal store writes a whole 64-byte line to memory wit
 it, and leaves it out of the caches: the right store for a result too large to stay there.
 
 numba has no such store, so ``_store_line`` emits one in LLVM IR: out[j : j + L] =
-a·g[j : j + L] + c·w[j : j + L] for the L elements of one line, computed in float64 (rows of
-float32 are widened, then rounded once), with the same operations in the same order as the
-plain loop, so both writes give identical bits. ``write_row`` peels the elements before the
+a·g[j : j + L] + c·w[j : j + L] for the L elements of one line, in the arrays' dtype with a
+and c rounded to it, the same operations in the same order as the plain loop, so both writes
+give identical bits. ``write_row`` peels the elements before the
 first 64-byte boundary of ``out`` and after its last one, and streams the lines between.
 Non-temporal stores are weakly ordered, so a full fence (``fence``) must follow a writer's
 streamed rows before anything else reads them: the layer kernels fence once per block of rows,
@@ -36,8 +36,9 @@ def use_streaming_stores(out):
 
 @intrinsic
 def _store_line(typingctx, out, j, w, g, a, c):
-    """out[j : j + L] = a·g[j : j + L] + c·w[j : j + L], one non-temporal store of the line at
-    out[j], which must be 64-byte aligned (L = 64 / itemsize)."""
+    """out[j : j + L] = a·g[j : j + L] + c·w[j : j + L] in out's dtype (a, c: float64 rounded to
+    it), one non-temporal store of the line at out[j], which must be 64-byte aligned
+    (L = 64 / itemsize)."""
     if not (out.dtype == w.dtype == g.dtype and out.dtype in (types.float32, types.float64)):
         return None
 
@@ -48,8 +49,7 @@ def _store_line(typingctx, out, j, w, g, a, c):
         itemsize = context.get_abi_sizeof(element)
         lanes = LINE_BYTES // itemsize
         vector = ir.VectorType(element, lanes)
-        wide = ir.VectorType(ir.DoubleType(), lanes)
-        widen = out_type.dtype != types.float64
+        narrow = out_type.dtype != types.float64
 
         def line_pointer(array_type, array_value):
             array = context.make_array(array_type)(context, builder, array_value)
@@ -59,11 +59,12 @@ def _store_line(typingctx, out, j, w, g, a, c):
             return builder.bitcast(pointer, vector.as_pointer())
 
         def load(array_type, array_value):
-            value = builder.load(line_pointer(array_type, array_value), align=itemsize)
-            return builder.fpext(value, wide) if widen else value
+            return builder.load(line_pointer(array_type, array_value), align=itemsize)
 
         def splat(scalar):
-            value = ir.Constant(wide, ir.Undefined)
+            if narrow:
+                scalar = builder.fptrunc(scalar, element)
+            value = ir.Constant(vector, ir.Undefined)
             for lane in range(lanes):
                 value = builder.insert_element(value, scalar, ir.Constant(ir.IntType(32), lane))
             return value
@@ -72,8 +73,6 @@ def _store_line(typingctx, out, j, w, g, a, c):
             builder.fmul(splat(a_value), load(g_type, g_value)),
             builder.fmul(splat(c_value), load(w_type, w_value)),
         )
-        if widen:
-            result = builder.fptrunc(result, vector)
         store = builder.store(result, line_pointer(out_type, out_value), align=LINE_BYTES)
         one = ir.Constant(ir.IntType(32), 1)
         store.set_metadata("nontemporal", builder.module.add_metadata([one]))
@@ -95,9 +94,9 @@ def fence(typingctx):
 
 @numba.njit(cache=True)
 def write_row(w, g, out, a, c):
-    """out = a·g + c·w over one row (C-contiguous 1-d arrays of one dtype), in float64,
-    rounded once to out's dtype; the whole lines of ``out`` with non-temporal stores, which
-    the caller orders by ``fence()`` before the row is read."""
+    """out = a·g + c·w over one row (C-contiguous 1-d arrays of one dtype), in its dtype with a
+    and c rounded to it; the whole lines of ``out`` with non-temporal stores, which the caller
+    orders by ``fence()`` before the row is read."""
     n = out.size
     itemsize = out.itemsize
     lanes = LINE_BYTES // itemsize
@@ -107,9 +106,11 @@ def write_row(w, g, out, a, c):
         stop = head + (n - head) // lanes * lanes
     else:  # elements straddle lines: no aligned line to stream
         head = stop = n
+    a_element = out.dtype.type(a)
+    c_element = out.dtype.type(c)
     for j in range(head):
-        out[j] = a * g[j] + c * w[j]
+        out[j] = a_element * g[j] + c_element * w[j]
     for j in range(head, stop, lanes):
         _store_line(out, j, w, g, a, c)
     for j in range(stop, n):
-        out[j] = a * g[j] + c * w[j]
+        out[j] = a_element * g[j] + c_element * w[j]

@@ -154,17 +154,22 @@ def _row_sums(w, g):
 
 @numba.njit(cache=True)
 def _write_natural_gradient(w, g, out, Abar00, along_w):
-    """out = Abar00·g + along_w·w, in float64, stored in out's dtype."""
+    """out = Abar00·g + along_w·w in the arrays' dtype, the coefficients rounded to it."""
+    a = w.dtype.type(Abar00)
+    c = w.dtype.type(along_w)
     for j in range(w.size):
-        out[j] = Abar00 * g[j] + along_w * w[j]
+        out[j] = a * g[j] + c * w[j]
 
 
 @numba.njit(cache=True)
 def _write_step(w, g, lr, Abar00, along_w):
-    """In place w = w − lr·(Abar00·g + along_w·w), in float64, stored in w's dtype: the
-    out-of-place update's formula, so the two agree to rounding."""
+    """In place w = w − lr·(Abar00·g + along_w·w) in w's dtype, lr and the coefficients rounded
+    to it: exactly w − lr·nat_W with nat_W as ``_write_natural_gradient`` writes it."""
+    rate = w.dtype.type(lr)
+    a = w.dtype.type(Abar00)
+    c = w.dtype.type(along_w)
     for j in range(w.size):
-        w[j] = w[j] - lr * (Abar00 * g[j] + along_w * w[j])
+        w[j] = w[j] - rate * (a * g[j] + c * w[j])
 
 
 @numba.njit(cache=True)
@@ -201,16 +206,27 @@ def _row_coefficients(ww, wg, b, g_b, damping):
 
 
 @numba.njit(cache=True)
-def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limit, cast_limit):
+def _normal_or_zero(x, tiny, limit):
+    """Whether x is 0 or tiny ≤ |x| ≤ limit (False for NaN)."""
+    return x == 0.0 or tiny <= abs(x) <= limit
+
+
+@numba.njit(cache=True)
+def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits):
     """(status, mode, Abar00, along_w, value_b) of one unit from its row sums (float64).
 
     ``w_check``/``g_check`` are NaN iff the row of W/grad_W holds a NaN or ±inf, else 0.
-    value_b is nat_b, or b − lr·nat_b for a step. mode 1: every entry of the row is certainly
-    finite, write it unchecked (the bound |Abar00|·|grad_w| + |along_w|·|w| on each entry, plus
-    |w| for a step, is at most ``limit``, half the dtype's largest value); mode 2: near
-    overflow, compute the row, write it only if every entry is finite (it rounds to a finite
-    value of the dtype: below ``cast_limit``); mode 0: do not write (status says why).
+    ``limits`` = (tiny, limit, cast_limit) of the dtype (``runtime.element_limits``).
+    value_b is nat_b, or b − lr·nat_b for a step, in float64. mode 1: write the row in the
+    dtype's arithmetic, unchecked: every entry is certainly finite (the bound
+    |Abar00|·|grad_w| + |along_w|·|w| on each entry, plus |w| for a step, is at most ``limit``,
+    half the dtype's largest value) and Abar00, along_w (and lr) round to normal numbers of the
+    dtype or zero, so rounding them loses no more than half an ulp; mode 2: otherwise, compute
+    the row in float64 and write it, rounded once, only if every entry is finite (below
+    ``cast_limit``, from where a float64 value rounds to ±inf in the dtype); mode 0: do not
+    write (status says why).
     """
+    tiny, limit, cast_limit = limits
     if not w_check == 0.0:
         return _ROW_W_NOT_FINITE, 0, 0.0, 0.0, 0.0
     if not g_check == 0.0:
@@ -227,20 +243,23 @@ def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limit, 
         value_b = b_i - lr * nat_b
     if not (math.isfinite(nat_b) and abs(value_b) < cast_limit):
         return _ROW_OVERFLOW, 0, 0.0, 0.0, 0.0
-    if bound <= limit:  # False for NaN
+    representable = (_normal_or_zero(Abar00, tiny, limit) and _normal_or_zero(along_w, tiny, limit)
+                     and (not step or _normal_or_zero(lr, tiny, limit)))
+    if bound <= limit and representable:  # False for NaN
         return _ROW_OK, 1, Abar00, along_w, value_b
     return _ROW_OK, 2, Abar00, along_w, value_b
 
 
 @numba.njit(cache=True)
 def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
-    """Mode 2 of ``_row_head``: compute the row, write it to ``out`` (w itself for a step)
-    only if every entry is finite in the dtype. Returns whether it was written."""
+    """Mode 2 of ``_row_head``: compute the row in float64, write it to ``out`` (w itself for a
+    step), rounded once, only if every entry is finite in the dtype. Returns whether it was
+    written."""
     row = np.empty_like(w)
     finite = True
     for j in range(w.size):
-        nat = Abar00 * g[j] + along_w * w[j]
-        row[j] = w[j] - lr * nat if step else nat
+        nat = Abar00 * np.float64(g[j]) + along_w * np.float64(w[j])
+        row[j] = np.float64(w[j]) - lr * nat if step else nat
         finite = finite and math.isfinite(nat) and math.isfinite(row[j])
     if finite:
         out[:] = row
@@ -249,8 +268,8 @@ def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
 
 @numba.njit(parallel=True, cache=True)
 def _layer_kernel(
-    W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit, nat_W, nat_b, status,
-    block_rows, stream_rows,
+    W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b, status, block_rows,
+    stream_rows,
 ):
     """Per unit i (parallel over blocks of ``block_rows`` units): status[i], and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
@@ -290,7 +309,7 @@ def _layer_kernel(
                     g_check = math.nan
             code, mode, Abar00, along_w, value_b = _row_head(
                 ww, wg, gg, w_check, g_check, np.float64(b[i]), np.float64(grad_b[i]),
-                damping, lr, step, limit, cast_limit,
+                damping, lr, step, limits,
             )
             status[i] = code
             heads[i - first, 0] = mode
@@ -376,9 +395,9 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     else:
         nat_W, nat_b = runtime.check_out(out, W, b)
     status = np.empty(W.shape[0], dtype=np.uint8)
-    limit, cast_limit = runtime.overflow_limits(W.dtype)
     argument_error, failed = _layer_kernel(
-        W, b, grad_W, grad_b, damping, 0.0, False, limit, cast_limit, nat_W, nat_b, status,
+        W, b, grad_W, grad_b, damping, 0.0, False, runtime.element_limits(W.dtype), nat_W, nat_b,
+        status,
         runtime.layer_block_rows(W), streaming.use_streaming_stores(nat_W),
     )
     if argument_error or failed:
@@ -404,9 +423,8 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
     damping = runtime.check_damping(damping)
     W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
     status = np.empty(W.shape[0], dtype=np.uint8)
-    limit, cast_limit = runtime.overflow_limits(W.dtype)
     argument_error, failed = _layer_kernel(
-        W, b, grad_W, grad_b, damping, lr, True, limit, cast_limit, W, b, status,
+        W, b, grad_W, grad_b, damping, lr, True, runtime.element_limits(W.dtype), W, b, status,
         runtime.layer_block_rows(W), False,
     )
     if argument_error or failed:
@@ -431,12 +449,12 @@ _cuda = None
 
 
 @numba.njit(parallel=True, cache=True)
-def _row_heads_kernel(sums, b, grad_b, damping, lr, step, limit, cast_limit, heads, status):
+def _row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, heads, status):
     """Host side of the two-kernel GPU path: heads[i] = (Abar00, along_w, mode, value_b)."""
     for i in numba.prange(sums.shape[0]):
         code, mode, Abar00, along_w, value_b = _row_head(
             sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4],
-            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limit, cast_limit,
+            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits,
         )
         status[i] = code
         heads[i, 0] = Abar00
@@ -534,16 +552,20 @@ def _cuda_build():
                     b[i] = head[3, ty]
                 else:
                     nat_b[i] = head[3, ty]
+            # in the arrays' dtype, as the CPU kernels' _write_natural_gradient, _write_step
+            rate = W.dtype.type(lr)
+            a = W.dtype.type(Abar00)
+            c = W.dtype.type(along_w)
             for j in range(tx, n, width):
-                x = np.float64(W[i, j])
-                nat = Abar00 * np.float64(G[i, j]) + along_w * x
+                x = W[i, j]
+                nat = a * G[i, j] + c * x
                 if step:
-                    W[i, j] = x - lr * nat
+                    W[i, j] = x - rate * nat
                 else:
                     nat_W[i, j] = nat
 
     @_cuda.jit
-    def fused(W, b, G, gb, damping, lr, step, limit, cast_limit, nat_W, nat_b, status):
+    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -555,7 +577,7 @@ def _cuda_build():
         if tx == 0 and i < W.shape[0]:
             code, mode, Abar00, along_w, value_b = row_head(
                 sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k],
-                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limit, cast_limit,
+                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits,
             )
             status[i] = code
             head[0, ty] = Abar00
@@ -563,7 +585,7 @@ def _cuda_build():
             head[2, ty] = mode
             head[3, ty] = value_b
         _cuda.syncthreads()
-        finish_rows(W, b, G, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i, ty, tx,
+        finish_rows(W, b, G, lr, step, limits[2], nat_W, nat_b, status, head, sums, i, ty, tx,
                     k, width)
 
     @_cuda.jit
@@ -580,7 +602,7 @@ def _cuda_build():
                 out[i, q] = sums[q, k]
 
     @_cuda.jit
-    def apply(W, b, G, heads, lr, step, cast_limit, nat_W, nat_b, status):
+    def apply(W, b, G, heads, lr, step, limits, nat_W, nat_b, status):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -592,7 +614,7 @@ def _cuda_build():
             for q in range(4):
                 head[q, ty] = heads[i, q]
         _cuda.syncthreads()
-        finish_rows(W, b, G, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i, ty, tx,
+        finish_rows(W, b, G, lr, step, limits[2], nat_W, nat_b, status, head, sums, i, ty, tx,
                     k, width)
 
     _CUDA["kernels"] = (_cuda, fused, sums_only, apply, threads)
@@ -643,15 +665,15 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     cuda, fused, sums_only, apply, threads = _cuda_build()
     m, n = W.shape
     dtype = np.dtype(W.dtype)
-    limit, cast_limit = runtime.overflow_limits(dtype)
+    limits = runtime.element_limits(dtype)
     status = cuda.device_array(m, dtype=np.uint8)
     if m == 0:
         return np.empty(0, dtype=np.uint8)
     grid, block = _cuda_launch_shape(m, n, threads)
     if _CUDA["device_coefficients"] is not False:
         try:
-            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit,
-                               nat_W, nat_b, status)
+            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
+                               status)
             _CUDA["device_coefficients"] = True
             return status.copy_to_host()
         except (numba.core.errors.NumbaError, TypeError) as error:
@@ -673,9 +695,9 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     heads = np.empty((m, 4))
     host_status = np.empty(m, dtype=np.uint8)
     _row_heads_kernel(sums.copy_to_host(), b.copy_to_host(), grad_b.copy_to_host(), damping,
-                      lr, step, limit, cast_limit, heads, host_status)
+                      lr, step, limits, heads, host_status)
     status = cuda.to_device(host_status)
-    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, cast_limit, nat_W, nat_b,
+    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
                        status)
     return status.copy_to_host()
 

@@ -28,7 +28,7 @@ fused = module._cuda_build()[1]
 for dtype in ("float64", "float32"):
     matrix, vector = dtype + "[:, ::1]", dtype + "[::1]"
     signature = (f"void({matrix}, {vector}, {matrix}, {vector}, float64, float64, boolean, "
-                 f"float64, float64, {matrix}, {vector}, uint8[::1])")
+                 f"UniTuple(float64, 3), {matrix}, {vector}, uint8[::1])")
     ptx, _ = cuda.compile_ptx(fused.py_func, signature, cc=(9, 0))
     assert ".entry" in ptx
 print("compiled")

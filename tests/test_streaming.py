@@ -15,12 +15,13 @@ DTYPES = [np.float64, np.float32]
 @pytest.mark.parametrize("n", [0, 1, 7, 15, 16, 17, 40, 257])
 def test_write_row_equals_the_formula_at_every_alignment(dtype, n):
     """Every offset of the row within a 64-byte line: the peeled head, the streamed lines and
-    the tail all give the float64 formula rounded once, bit for bit."""
+    the tail all give NumPy's a·g + c·w in the dtype's arithmetic (a, c rounded to it), bit
+    for bit."""
     rng = np.random.default_rng(n)
     w = rng.normal(size=n).astype(dtype)
     g = rng.normal(size=n).astype(dtype)
     a, c = 0.37, -1.3
-    want = (a * g.astype(np.float64) + c * w.astype(np.float64)).astype(dtype)
+    want = dtype(a) * g + dtype(c) * w
     for offset in range(64 // np.dtype(dtype).itemsize):
         buffer = np.zeros(n + 64, dtype=dtype)
         out = buffer[offset : offset + n]

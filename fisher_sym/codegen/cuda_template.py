@@ -39,12 +39,12 @@ _cuda = None
 
 
 @numba.njit(parallel=True, cache=True)
-def _row_heads_kernel(sums, b, grad_b, damping, lr, step, limit, cast_limit, heads, status):
+def _row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, heads, status):
     """Host side of the two-kernel GPU path: heads[i] = (Abar00, along_w, mode, value_b)."""
     for i in numba.prange(sums.shape[0]):
         code, mode, Abar00, along_w, value_b = _row_head(
             sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4],
-            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limit, cast_limit,
+            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits,
         )
         status[i] = code
         heads[i, 0] = Abar00
@@ -142,16 +142,20 @@ def _cuda_build():
                     b[i] = head[3, ty]
                 else:
                     nat_b[i] = head[3, ty]
+            # in the arrays' dtype, as the CPU kernels' _write_natural_gradient, _write_step
+            rate = W.dtype.type(lr)
+            a = W.dtype.type(Abar00)
+            c = W.dtype.type(along_w)
             for j in range(tx, n, width):
-                x = np.float64(W[i, j])
-                nat = Abar00 * np.float64(G[i, j]) + along_w * x
+                x = W[i, j]
+                nat = a * G[i, j] + c * x
                 if step:
-                    W[i, j] = x - lr * nat
+                    W[i, j] = x - rate * nat
                 else:
                     nat_W[i, j] = nat
 
     @_cuda.jit
-    def fused(W, b, G, gb, damping, lr, step, limit, cast_limit, nat_W, nat_b, status):
+    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -163,7 +167,7 @@ def _cuda_build():
         if tx == 0 and i < W.shape[0]:
             code, mode, Abar00, along_w, value_b = row_head(
                 sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k],
-                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limit, cast_limit,
+                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits,
             )
             status[i] = code
             head[0, ty] = Abar00
@@ -171,7 +175,7 @@ def _cuda_build():
             head[2, ty] = mode
             head[3, ty] = value_b
         _cuda.syncthreads()
-        finish_rows(W, b, G, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i, ty, tx,
+        finish_rows(W, b, G, lr, step, limits[2], nat_W, nat_b, status, head, sums, i, ty, tx,
                     k, width)
 
     @_cuda.jit
@@ -188,7 +192,7 @@ def _cuda_build():
                 out[i, q] = sums[q, k]
 
     @_cuda.jit
-    def apply(W, b, G, heads, lr, step, cast_limit, nat_W, nat_b, status):
+    def apply(W, b, G, heads, lr, step, limits, nat_W, nat_b, status):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -200,7 +204,7 @@ def _cuda_build():
             for q in range(4):
                 head[q, ty] = heads[i, q]
         _cuda.syncthreads()
-        finish_rows(W, b, G, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i, ty, tx,
+        finish_rows(W, b, G, lr, step, limits[2], nat_W, nat_b, status, head, sums, i, ty, tx,
                     k, width)
 
     _CUDA["kernels"] = (_cuda, fused, sums_only, apply, threads)
@@ -251,15 +255,15 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     cuda, fused, sums_only, apply, threads = _cuda_build()
     m, n = W.shape
     dtype = np.dtype(W.dtype)
-    limit, cast_limit = runtime.overflow_limits(dtype)
+    limits = runtime.element_limits(dtype)
     status = cuda.device_array(m, dtype=np.uint8)
     if m == 0:
         return np.empty(0, dtype=np.uint8)
     grid, block = _cuda_launch_shape(m, n, threads)
     if _CUDA["device_coefficients"] is not False:
         try:
-            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limit, cast_limit,
-                               nat_W, nat_b, status)
+            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
+                               status)
             _CUDA["device_coefficients"] = True
             return status.copy_to_host()
         except (numba.core.errors.NumbaError, TypeError) as error:
@@ -281,9 +285,9 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     heads = np.empty((m, 4))
     host_status = np.empty(m, dtype=np.uint8)
     _row_heads_kernel(sums.copy_to_host(), b.copy_to_host(), grad_b.copy_to_host(), damping,
-                      lr, step, limit, cast_limit, heads, host_status)
+                      lr, step, limits, heads, host_status)
     status = cuda.to_device(host_status)
-    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, cast_limit, nat_W, nat_b,
+    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
                        status)
     return status.copy_to_host()
 
