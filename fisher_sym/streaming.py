@@ -24,9 +24,10 @@ from numba.extending import intrinsic
 
 #: Bytes in a cache line, the unit of a non-temporal store.
 LINE_BYTES = 64
-#: Outputs at least this large are written with non-temporal stores: below it the result
-#: may still be in cache when it is next read, and a plain store keeps it there.
-STREAMING_MIN_BYTES = 8 * 2**20
+#: Outputs at least this large are written with non-temporal stores. Below it, with the
+#: inputs still in cache, plain stores were faster, the next read of the result included;
+#: from 4 MiB on streaming was faster in every case measured (docs/benchmarks.md).
+STREAMING_MIN_BYTES = 4 * 2**20
 
 
 def use_streaming_stores(out):

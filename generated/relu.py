@@ -361,8 +361,9 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     """Unit-wise natural gradient of a layer: per unit i, (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i]).
 
     W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. Returns (nat_W, nat_b) in
-    the input dtype; the coefficients and the row sums are computed in float64. One pass over
-    W and grad_W, parallel over units.
+    the input dtype; the row sums, the coefficients and nat_b are computed in float64, each
+    entry of nat_W in the input dtype (see docs/numerics.md). One pass over W and grad_W,
+    parallel over units.
 
     ``out``: optional tuple (nat_W, nat_b) of preallocated C-contiguous, writeable arrays of the
     right shapes and dtype, not overlapping the inputs; they are filled in place and returned
