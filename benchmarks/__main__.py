@@ -30,6 +30,9 @@ LR = 1e-6
 
 STATISTIC = {"median": statistics.median, "min": min}
 SUMMARY = statistics.median
+#: Rounds of every contender at least, however long they take: the median of fewer moved
+#: single ratios by ±25 % between runs on the shared machine.
+MIN_REPEATS = 15
 
 
 #: Bytes read before each timed call to evict the caches: twice the largest L3 in sight.
@@ -49,14 +52,17 @@ def flush_caches():
 
 def timed(contenders, min_time, max_repeats):
     """Seconds per call of each contender (a dict name -> zero-argument callable): the median
-    (or ``--statistic``) over round-robin repeats, after one warm-up call of each; the caches
-    are flushed before every timed call (``flush_caches``)."""
+    (or ``--statistic``) over round-robin repeats (at least MIN_REPEATS, then until
+    ``min_time`` has passed), after one warm-up call of each; the caches are flushed before
+    every timed call (``flush_caches``)."""
     for function in contenders.values():
         function()  # warm-up (compilation, page faults of fresh buffers)
     times = {name: [] for name in contenders}
     start = time.perf_counter()
     repeats = 0
-    while repeats < max_repeats and (repeats < 5 or time.perf_counter() - start < min_time):
+    while repeats < max_repeats and (
+        repeats < MIN_REPEATS or time.perf_counter() - start < min_time
+    ):
         for name, function in contenders.items():
             flush_caches()
             begin = time.perf_counter()

@@ -251,6 +251,28 @@ def test_bad_damping_is_refused(damping):
         module.inverse_coefficients(1.0, 0.0, damping)
 
 
+@pytest.mark.parametrize(
+    "r, b, message",
+    [
+        (np.array([1.0, -1.0]), np.zeros(2), "non-negative"),
+        (np.array([[1.0, np.nan]]), np.zeros((1, 2)), "r has non-finite"),
+        (np.ones(2), np.array([0.0, np.inf]), "b has non-finite"),
+    ],
+)
+def test_plain_float64_arrays_are_checked_like_any_input(r, b, message):
+    """C-contiguous float64 arrays of one shape are checked by one compiled pass instead of
+    NumPy calls: bad values get the same errors, good ones the same results, as lists."""
+    module, _ = load("relu")
+    for function in (module.fisher_blocks, module.inverse_coefficients):
+        with pytest.raises(ValueError, match=message):
+            function(r, b)
+    good_r, good_b = np.abs(np.nan_to_num(r, posinf=2.0)), np.nan_to_num(b, posinf=0.5)
+    for function in (module.fisher_blocks, module.inverse_coefficients):
+        for got, want in zip(function(good_r, good_b), function(good_r.tolist(), good_b.tolist()),
+                             strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("r, b", [(-1.0, 0.0), (np.nan, 0.0), (1.0, np.inf), ("x", 0.0)])
 def test_bad_block_arguments_are_refused(r, b):
     module, _ = load("relu")
