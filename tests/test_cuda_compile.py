@@ -3,18 +3,21 @@
 The CUDA simulator runs the njit chain on the CPU and so cannot show whether it compiles for
 the device. Where numba-cuda and CUDA's NVVM and NVRTC are installed (``fisher_sym[cuda]``
 plus a CUDA toolkit), this compiles the fused kernel of closed-form modules to PTX; the compute
-capability is supplied by hand, as there is no device to ask. Skipped elsewhere.
+capability is supplied by hand, as there is no device to ask. Where the toolkit's ``ptxas`` is
+on the PATH, the PTX is also assembled for sm_90, which checks what PTX text cannot: the
+device's limits on registers, constant and shared memory. Skipped elsewhere.
 """
 
 import functools
 import importlib
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 SCRIPT = """
-import importlib, sys
+import importlib, os, shutil, subprocess, sys, tempfile
 from numba import cuda
 import numba.cuda.dispatcher as dispatcher
 
@@ -31,6 +34,17 @@ for dtype in ("float64", "float32"):
                  f"UniTuple(float64, 3), {matrix}, {vector}, uint8[::1])")
     ptx, _ = cuda.compile_ptx(fused.py_func, signature, cc=(9, 0))
     assert ".entry" in ptx
+    if shutil.which("ptxas"):
+        with tempfile.TemporaryDirectory() as folder:
+            source = os.path.join(folder, "fused.ptx")
+            with open(source, "w") as file:
+                file.write(ptx)
+            run = subprocess.run(["ptxas", "-arch=sm_90", "-v", source, "-o",
+                                  os.path.join(folder, "fused.cubin")],
+                                 capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr[-3000:]
+            print("assembled", dtype, [line for line in run.stderr.splitlines()
+                                       if "registers" in line][-1].split(":", 1)[1].strip())
 print("compiled")
 """
 
@@ -58,3 +72,5 @@ def test_fused_kernel_compiles_for_the_device(name):
         [sys.executable, "-c", SCRIPT, name], capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0 and "compiled" in run.stdout, run.stderr[-3000:]
+    if shutil.which("ptxas"):
+        assert run.stdout.count("assembled") == 2, run.stdout
