@@ -402,8 +402,7 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     status = np.empty(W.shape[0], dtype=np.uint8)
     argument_error, failed = _layer_kernel(
         W, b, grad_W, grad_b, damping, 0.0, False, runtime.element_limits(W.dtype), nat_W, nat_b,
-        status,
-        runtime.layer_block_rows(W), streaming.use_streaming_stores(nat_W),
+        status, runtime.layer_block_rows(W), streaming.use_streaming_stores(nat_W),
     )
     if argument_error or failed:
         runtime.raise_for_layer_errors(argument_error, status)
