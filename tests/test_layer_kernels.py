@@ -229,6 +229,28 @@ def test_overflowing_unit_raises_and_the_step_leaves_it_unchanged():
     assert b_step[0] == b[0] and b_step[1] != b[1]
 
 
+def test_float32_coefficients_beyond_float32_are_applied_in_float64():
+    """A unit far in ReLU's tail (b/r = −13.5) has Abar00 ≈ 1.3e41, beyond float32; its row is
+    small enough (grad_w = 1e-40) for a finite result. Rounded to float32 the coefficient would
+    be inf and the row inf or NaN; the kernel computes such a row in float64 instead, rounded
+    once, in both the natural gradient and the step."""
+    W = np.zeros((2, 4), np.float32)
+    W[0, 0], W[1] = 1.0, 0.5
+    b = np.array([-13.5, 0.0], np.float32)
+    grad_W = np.zeros((2, 4), np.float32)
+    grad_W[0], grad_W[1] = np.float32(1e-40), 1.0
+    grad_b = np.zeros(2, np.float32)
+    assert relu.inverse_coefficients(1.0, -13.5)[0] > float(np.finfo(np.float32).max)
+    got_W, got_b = relu.natural_gradient(W, b, grad_W, grad_b)
+    want_W, want_b = float64_reference(W, b, grad_W, grad_b, 0.0)
+    assert np.all(np.isfinite(got_W)) and np.all(np.isfinite(got_b))
+    np.testing.assert_array_max_ulp(got_W[0], want_W[0].astype(np.float32), maxulp=1)
+    W_step, b_step = W.copy(), b.copy()
+    relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, 1e-3)
+    np.testing.assert_array_max_ulp(W_step[0], (W[0] - 1e-3 * want_W[0]).astype(np.float32),
+                                    maxulp=1)
+
+
 def test_a_unit_near_overflow_that_stays_finite_is_written():
     # The bound |Abar00|·|g| + |along_w|·|w| exceeds half the largest float32, so every entry is
     # checked; they are finite, so the row is written like any other.
