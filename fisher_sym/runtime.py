@@ -250,33 +250,6 @@ def check_damping(damping):
     return value
 
 
-def check_layer_arguments(W, b, grad_W, grad_b):
-    """Check a layer's arrays: W (m, n), b (m,), gradients of the same shapes, one float dtype,
-    all values finite. Returns the arrays as C-contiguous arrays of that dtype."""
-    arrays = {"W": W, "b": b, "grad_W": grad_W, "grad_b": grad_b}
-    for name, array in arrays.items():
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
-        if array.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{name} must be float32 or float64, got {array.dtype}")
-    dtypes = {array.dtype for array in arrays.values()}
-    if len(dtypes) != 1:
-        raise TypeError(f"W, b, grad_W, grad_b must share one dtype, got {sorted(map(str, dtypes))}")
-    if W.ndim != 2:
-        raise ValueError(f"W must have shape (m, n), got {W.shape}")
-    m = W.shape[0]
-    if b.shape != (m,):
-        raise ValueError(f"b must have shape ({m},) to match W {W.shape}, got {b.shape}")
-    if grad_W.shape != W.shape:
-        raise ValueError(f"grad_W must have W's shape {W.shape}, got {grad_W.shape}")
-    if grad_b.shape != b.shape:
-        raise ValueError(f"grad_b must have b's shape {b.shape}, got {grad_b.shape}")
-    for name, array in arrays.items():
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} has non-finite values")
-    return tuple(np.ascontiguousarray(array) for array in arrays.values())
-
-
 _FLOAT64 = np.dtype(np.float64)
 
 
@@ -300,17 +273,6 @@ def _finite_float_array(value, name):
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} has non-finite values")
     return array
-
-
-def raise_if_not_finite(row_is_finite):
-    """Raise FloatingPointError naming the units whose natural gradient overflowed."""
-    bad = np.flatnonzero(~row_is_finite)
-    if bad.size:
-        shown = ", ".join(map(str, bad[:10])) + (" …" if bad.size > 10 else "")
-        raise FloatingPointError(
-            f"the natural gradient overflows for units {shown}: their Fisher blocks are "
-            "numerically singular; use damping > 0"
-        )
 
 
 # --- the numerical path: quadrature panels and the remainder's contribution -------------------

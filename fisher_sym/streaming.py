@@ -8,8 +8,8 @@ it, and leaves it out of the caches: the right store for a result too large to s
 numba has no such store, so ``_store_line`` emits one in LLVM IR: out[j : j + L] =
 a·g[j : j + L] + c·w[j : j + L] for the L elements of one line, in the arrays' dtype with a
 and c rounded to it, the same operations in the same order as the plain loop, so both writes
-give identical bits. ``write_row`` peels the elements before the
-first 64-byte boundary of ``out`` and after its last one, and streams the lines between.
+give identical bits. ``write_row`` peels the elements before the first 64-byte boundary of
+``out`` and after its last one, and streams the lines between.
 Non-temporal stores are weakly ordered, so a full fence (``fence``) must follow a writer's
 streamed rows before anything else reads them: the layer kernels fence once per block of rows,
 which lets one row's stores drain while the next row is computed (a fence after every row
