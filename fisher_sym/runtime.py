@@ -863,16 +863,18 @@ def effective_jumps(jumps, tail_jumps, closed_tails):
 
 
 # --- layer kernels: input checks that need no pass over W and grad_W ---------------------------
-# A layer kernel is called once per training step, with its caches cold: every NumPy call made
-# to check its arguments then costs microseconds (at (256, 256) the checks once took longer than
-# the kernel). So the checks run in two stages, both before anything is written:
-# - in Python, the arguments' types, dtypes, shapes and layout, by attribute tests only, with the
-#   thorough checks (and their messages) only for arguments that fail them;
-# - in the kernel itself, before its first write, what needs the values or the addresses:
-#   ``layer_argument_error`` (b and grad_b finite; the written arrays overlap nothing).
+# A layer kernel is called once per training step, with its caches cold: every Python or NumPy
+# call made to check its arguments then costs microseconds (at (256, 256) the checks once took
+# longer than the kernel). So the checks run in two stages, both before anything is written:
+# - in Python, what numba's dispatch would otherwise compile a new specialization for (types,
+#   dtypes, dimensions, layout, writeability) and the types of lr and damping, by attribute
+#   tests only (``is_layer_call``, ``is_out_call``), with the thorough checks (and their
+#   messages) only for arguments that fail them;
+# - in the kernel itself, before its first write, the rest (``layer_argument_error``): lr and
+#   damping finite (damping ≥ 0), shapes, b and grad_b finite, no overlaps.
 # Non-finite values in W and grad_W are found by the kernel's single pass (see a generated
 # module's ``_row_sums``) and reported, with overflows, through a per-unit status that
-# ``raise_for_layer_errors`` turns into errors.
+# ``raise_for_layer_errors`` turns into errors, with the thorough checks' messages.
 
 import numbers  # noqa: E402  (used by check_learning_rate only)
 
@@ -884,32 +886,65 @@ ROW_STATUS_MESSAGES = {
 }
 ROW_OVERFLOW = 5
 
-#: Codes of ``layer_argument_error``: b or grad_b holds a NaN or ±inf, or (from
-#: ``ARGUMENT_OVERLAP`` on) written array k overlaps array j, code ARGUMENT_OVERLAP + 6·k + j,
-#: in the order of ``LAYER_ARRAY_NAMES``.
-ARGUMENT_B_NOT_FINITE = 1
-ARGUMENT_GRAD_B_NOT_FINITE = 2
+#: Codes of ``layer_argument_error``, in the order it checks: lr not finite, damping not
+#: finite and ≥ 0, the shapes of W, b, grad_W, grad_b or of out (nat_W, nat_b) do not match,
+#: b or grad_b holds a NaN or ±inf, or (from ``ARGUMENT_OVERLAP`` on) written array k
+#: overlaps array j, code ARGUMENT_OVERLAP + 6·k + j, in the order of ``LAYER_ARRAY_NAMES``.
+ARGUMENT_LR_NOT_FINITE = 1
+ARGUMENT_DAMPING_INVALID = 2
+ARGUMENT_SHAPES = 3
+ARGUMENT_OUT_SHAPES = 4
+ARGUMENT_B_NOT_FINITE = 5
+ARGUMENT_GRAD_B_NOT_FINITE = 6
 ARGUMENT_OVERLAP = 8
 LAYER_ARRAY_NAMES = ("out[0]", "out[1]", "W", "b", "grad_W", "grad_b")
 _FLOAT_DTYPES = (_FLOAT64, np.dtype(np.float32))
 
 
-def _is_plain_layer(W, b, grad_W, grad_b):
-    """Whether the four are C-contiguous NumPy arrays of one float dtype with a layer's shapes:
-    what ``check_layer_shapes`` accepts as is, told by attribute tests alone."""
+def is_layer_call(W, b, grad_W, grad_b, step=False):
+    """Whether a layer kernel may take the four as they are, told by attribute tests alone:
+    NumPy arrays of one float dtype, W and grad_W 2-D, b and grad_b 1-D, all C-contiguous, and
+    for a step W and b writeable. Their shapes are left to the kernel (``layer_argument_error``)."""
     ndarray = np.ndarray
     if not (type(W) is ndarray and type(b) is ndarray and type(grad_W) is ndarray
             and type(grad_b) is ndarray):
         return False
-    dtype, shape = W.dtype, W.shape
+    dtype = W.dtype
+    W_flags = W.flags
+    b_flags = b.flags
     return (
-        (dtype == _FLOAT_DTYPES[0] or dtype == _FLOAT_DTYPES[1])
-        and b.dtype == dtype and grad_W.dtype == dtype and grad_b.dtype == dtype
-        and len(shape) == 2 and grad_W.shape == shape
-        and b.shape == shape[:1] and grad_b.shape == shape[:1]
-        and W.flags.c_contiguous and b.flags.c_contiguous
+        (dtype is _FLOAT_DTYPES[0] or dtype is _FLOAT_DTYPES[1])
+        and b.dtype is dtype and grad_W.dtype is dtype and grad_b.dtype is dtype
+        and W.ndim == 2 and grad_W.ndim == 2 and b.ndim == 1 and grad_b.ndim == 1
+        and W_flags.c_contiguous and b_flags.c_contiguous
         and grad_W.flags.c_contiguous and grad_b.flags.c_contiguous
+        and (not step or (W_flags.writeable and b_flags.writeable))
     )
+
+
+def is_out_call(out, W):
+    """``is_layer_call`` for ``out``: a pair of writeable C-contiguous NumPy arrays, 2-D and 1-D,
+    of W's dtype (their shapes are left to the kernel)."""
+    if not (type(out) is tuple and len(out) == 2):
+        return False
+    nat_W, nat_b = out
+    if not (type(nat_W) is np.ndarray and type(nat_b) is np.ndarray):
+        return False
+    W_flags = nat_W.flags
+    b_flags = nat_b.flags
+    return (
+        nat_W.dtype is W.dtype and nat_b.dtype is W.dtype and nat_W.ndim == 2 and nat_b.ndim == 1
+        and W_flags.c_contiguous and W_flags.writeable
+        and b_flags.c_contiguous and b_flags.writeable
+    )
+
+
+def _is_plain_layer(W, b, grad_W, grad_b):
+    """What ``check_layer_shapes`` accepts as is: ``is_layer_call`` and a layer's shapes."""
+    if not is_layer_call(W, b, grad_W, grad_b):
+        return False
+    shape = W.shape
+    return grad_W.shape == shape and b.shape == shape[:1] and grad_b.shape == shape[:1]
 
 
 def _check_float_arrays(arrays):
@@ -989,8 +1024,6 @@ def check_learning_rate(lr):
 def check_step_arguments(W, b, grad_W, grad_b):
     """``check_layer_shapes`` for an in-place step: W and b must be writeable and C-contiguous
     (they are updated in place, not copied)."""
-    if _is_plain_layer(W, b, grad_W, grad_b) and W.flags.writeable and b.flags.writeable:
-        return W, b, grad_W, grad_b
     for name, array in (("W", W), ("b", b)):
         if isinstance(array, np.ndarray):
             if not array.flags.c_contiguous:
@@ -1010,10 +1043,29 @@ def _byte_span(array):
 
 
 @numba.njit(cache=True)
-def layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step):
+def layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping):
     """0 if a layer kernel may run on these C-contiguous arrays, else the code of the first
-    failed check (see ARGUMENT_OVERLAP): b and grad_b finite; the written arrays (nat_W, nat_b,
-    or W, b themselves for a step) overlap neither each other nor the arrays read."""
+    failed check (see ARGUMENT_OVERLAP): lr finite, damping finite and ≥ 0; b (m,), grad_W
+    like W (m, n), grad_b like b, nat_W like W and nat_b like b; b and grad_b finite; the
+    written arrays (nat_W, nat_b, or W, b themselves for a step) overlap neither each other
+    nor the arrays read."""
+    if not math.isfinite(lr):
+        return ARGUMENT_LR_NOT_FINITE
+    if not (math.isfinite(damping) and damping >= 0.0):
+        return ARGUMENT_DAMPING_INVALID
+    m, n = W.shape
+    if not (b.shape[0] == m and grad_W.shape[0] == m and grad_W.shape[1] == n
+            and grad_b.shape[0] == m):
+        return ARGUMENT_SHAPES
+    if not (nat_W.shape[0] == m and nat_W.shape[1] == n and nat_b.shape[0] == m):
+        return ARGUMENT_OUT_SHAPES
+    return layer_value_error(W, b, grad_W, grad_b, nat_W, nat_b, step)
+
+
+@numba.njit(cache=True)
+def layer_value_error(W, b, grad_W, grad_b, nat_W, nat_b, step):
+    """The last checks of ``layer_argument_error``: b and grad_b finite, and the written
+    arrays overlap neither each other nor the arrays read."""
     for i in range(b.size):
         if not math.isfinite(b[i]):
             return ARGUMENT_B_NOT_FINITE
@@ -1034,26 +1086,40 @@ def layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step):
 
 
 def check_layer_values(W, b, grad_W, grad_b, out=None, step=False):
-    """``layer_argument_error`` from Python (for the GPU kernels' host arrays): raises
-    ValueError if b or grad_b holds a NaN or ±inf or if ``out`` (or W, b for a step) overlaps
-    another array."""
+    """``layer_value_error`` from Python (for the GPU kernels' host arrays, whose shapes are
+    checked already): raises ValueError if b or grad_b holds a NaN or ±inf or if ``out`` (or
+    W, b for a step) overlaps another array."""
     nat_W, nat_b = (W[:0], b[:0]) if out is None else out
     raise_for_layer_errors(
-        layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step), None, step
+        layer_value_error(W, b, grad_W, grad_b, nat_W, nat_b, step), None,
+        (W, b, grad_W, grad_b), out, step,
     )
 
 
-def raise_for_layer_errors(argument_error, status, step=False):
+def raise_for_layer_errors(argument_error, status, arrays, out=None, step=False, lr=0.0,
+                           damping=0.0):
     """Raise for what a layer kernel reports: its ``layer_argument_error`` code (nothing was
-    written), then the per-unit ``status`` (see ``raise_for_row_status``; None: not run)."""
-    if argument_error == ARGUMENT_B_NOT_FINITE:
+    written), then the per-unit ``status`` (see ``raise_for_row_status``; None: all units are
+    fine). ``arrays`` = (W, b, grad_W, grad_b), ``out``, ``lr`` and ``damping`` are the
+    kernel's arguments, for the messages of the thorough checks."""
+    if argument_error == ARGUMENT_LR_NOT_FINITE:
+        check_learning_rate(lr)
+    elif argument_error == ARGUMENT_DAMPING_INVALID:
+        check_damping(damping)
+    elif argument_error == ARGUMENT_SHAPES:
+        _check_float_arrays(dict(zip(LAYER_ARRAY_NAMES[2:], arrays, strict=True)))
+    elif argument_error == ARGUMENT_OUT_SHAPES:
+        check_out(out, arrays[0], arrays[1])
+    elif argument_error == ARGUMENT_B_NOT_FINITE:
         raise ValueError("b has non-finite values")
-    if argument_error == ARGUMENT_GRAD_B_NOT_FINITE:
+    elif argument_error == ARGUMENT_GRAD_B_NOT_FINITE:
         raise ValueError("grad_b has non-finite values")
-    if argument_error:
+    elif argument_error:
         written, other = divmod(argument_error - ARGUMENT_OVERLAP, 6)
         names = ("W", "b") + LAYER_ARRAY_NAMES[2:] if step else LAYER_ARRAY_NAMES
         raise ValueError(f"{names[written]} must not overlap {names[other]}")
+    if argument_error:  # the thorough check above must have raised
+        raise RuntimeError(f"layer argument check {argument_error} failed without a message")
     if status is not None:
         raise_for_row_status(status, step)
 
@@ -1066,6 +1132,7 @@ LAYER_BLOCK_BYTES = 256 * 2**10
 LAYER_BLOCK_MAX_ROWS = 32
 
 
+@numba.njit(cache=True)
 def layer_block_rows(W):
     """Units per block of a layer kernel over W (m, n): as many rows of W and grad_W as fit in
     LAYER_BLOCK_BYTES, at least 1 and at most LAYER_BLOCK_MAX_ROWS."""
@@ -1083,6 +1150,16 @@ def element_limits(dtype):
     largest = float(info.max)
     ulp = largest - float(np.nextafter(info.max, info.dtype.type(0)))  # the ulp at the top
     return float(info.tiny), 0.5 * largest, largest + 0.5 * ulp
+
+
+_FLOAT32_LIMITS = element_limits(np.dtype(np.float32))
+_FLOAT64_LIMITS = element_limits(np.dtype(np.float64))
+
+
+@numba.njit(cache=True)
+def array_element_limits(array):
+    """``element_limits`` of a float32 or float64 array's dtype, in compiled code."""
+    return _FLOAT32_LIMITS if array.itemsize == 4 else _FLOAT64_LIMITS
 
 
 def check_device_layer_shapes(W, b, grad_W, grad_b):

@@ -30,9 +30,11 @@ LINE_BYTES = 64
 STREAMING_MIN_BYTES = 4 * 2**20
 
 
-def use_streaming_stores(out):
-    """Whether a layer kernel writes ``out`` with non-temporal stores."""
-    return out.nbytes >= STREAMING_MIN_BYTES
+@numba.njit(cache=True)
+def use_streaming_stores(out, min_bytes):
+    """Whether a layer kernel writes ``out`` with non-temporal stores: from ``min_bytes`` on
+    (``STREAMING_MIN_BYTES``, passed by the caller, as compiled code would freeze it)."""
+    return out.nbytes >= min_bytes
 
 
 @intrinsic

@@ -271,26 +271,31 @@ def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _layer_kernel(
-    W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b, status, block_rows,
-    stream_rows,
-):
-    """Per unit i (parallel over blocks of ``block_rows`` units): status[i], and
+def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streaming_min_bytes):
+    """Per unit i (parallel over blocks of ``runtime.layer_block_rows`` units): a status, and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
     or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True).
-    Returns (argument_error, failed): ``runtime.layer_argument_error``, checked before anything
-    is written (nothing is, if it is not 0), and whether some status[i] is not _ROW_OK.
+    Returns (argument_error, status): ``runtime.layer_argument_error``, checked before anything
+    is written (nothing is, if it is not 0), and the units' status codes, or None when every
+    unit is _ROW_OK.
 
     One read of W[i] and grad_W[i] from memory (``_row_sums``), the unit's coefficients, then
     one write of the row while it is still in cache: the memory traffic of one triad. A block
     is small enough to stay in cache between its passes (sums, coefficients, writes), and
     its coefficients run one after another, while their code and constants are in cache.
-    With ``stream_rows`` the rows of nat_W are written with non-temporal stores
-    (``streaming``), which skip the read of the lines they overwrite, and fenced per block.
+    Rows of a nat_W of ``streaming_min_bytes`` or more (``streaming.use_streaming_stores``)
+    are written with non-temporal stores, which skip the read of the lines they overwrite,
+    and fenced per block.
     """
-    argument_error = runtime.layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step)
+    argument_error = runtime.layer_argument_error(
+        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
+    )
     if argument_error:
-        return argument_error, False
+        return argument_error, None
+    limits = runtime.array_element_limits(W)
+    block_rows = runtime.layer_block_rows(W)
+    stream_rows = not step and streaming.use_streaming_stores(nat_W, streaming_min_bytes)
+    status = np.empty(W.shape[0], dtype=np.uint8)
     m = W.shape[0]
     for block in numba.prange((m + block_rows - 1) // block_rows):
         first = block * block_rows
@@ -344,10 +349,10 @@ def _layer_kernel(
                 nat_b[i] = heads[i - first, 3]
         if stream_rows:
             streaming.fence()  # the block's streamed rows, ordered before the kernel returns
-    failed = False
     for i in range(m):
-        failed = failed or status[i] != _ROW_OK
-    return 0, failed
+        if status[i] != _ROW_OK:
+            return 0, status
+    return 0, None
 
 
 def fisher_blocks(r, b):
@@ -387,25 +392,28 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
 
     Raises ValueError/TypeError on bad input (shapes, dtypes, ``out``, damping, non-finite
     values) without touching the inputs, and FloatingPointError naming the units whose result
-    overflows (a numerically singular block: use damping > 0). Shapes and dtypes are checked
-    before the kernel runs, b, grad_b and overlaps by the kernel before it writes anything;
-    non-finite values in W and grad_W are detected inside the kernel's single pass, so checking
-    them costs no second pass over memory.
+    overflows (a numerically singular block: use damping > 0). Types, dtypes and layout are
+    checked before the kernel runs, shapes, damping, b, grad_b and overlaps by the kernel
+    before it writes anything; non-finite values in W and grad_W are detected inside the
+    kernel's single pass, so checking them costs no second pass over memory.
     """
-    damping = runtime.check_damping(damping)
-    W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+    if not (type(damping) is float and runtime.is_layer_call(W, b, grad_W, grad_b)):
+        damping = runtime.check_damping(damping)
+        W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
     if out is None:
         nat_W = np.empty_like(W)
         nat_b = np.empty_like(b)
+    elif runtime.is_out_call(out, W):
+        nat_W, nat_b = out
     else:
         nat_W, nat_b = runtime.check_out(out, W, b)
-    status = np.empty(W.shape[0], dtype=np.uint8)
-    argument_error, failed = _layer_kernel(
-        W, b, grad_W, grad_b, damping, 0.0, False, runtime.element_limits(W.dtype), nat_W, nat_b,
-        status, runtime.layer_block_rows(W), streaming.use_streaming_stores(nat_W),
+    argument_error, status = _layer_kernel(
+        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, streaming.STREAMING_MIN_BYTES
     )
-    if argument_error or failed:
-        runtime.raise_for_layer_errors(argument_error, status)
+    if argument_error or status is not None:
+        runtime.raise_for_layer_errors(
+            argument_error, status, (W, b, grad_W, grad_b), out, damping=damping
+        )
     return nat_W, nat_b
 
 
@@ -423,16 +431,18 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
     (ValueError), or whose update overflows (FloatingPointError), is left unchanged and named
     in the exception; the other units have then been updated.
     """
-    lr = runtime.check_learning_rate(lr)
-    damping = runtime.check_damping(damping)
-    W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
-    status = np.empty(W.shape[0], dtype=np.uint8)
-    argument_error, failed = _layer_kernel(
-        W, b, grad_W, grad_b, damping, lr, True, runtime.element_limits(W.dtype), W, b, status,
-        runtime.layer_block_rows(W), False,
+    if not (type(lr) is float and type(damping) is float
+            and runtime.is_layer_call(W, b, grad_W, grad_b, step=True)):
+        lr = runtime.check_learning_rate(lr)
+        damping = runtime.check_damping(damping)
+        W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+    argument_error, status = _layer_kernel(
+        W, b, grad_W, grad_b, damping, lr, True, W, b, streaming.STREAMING_MIN_BYTES
     )
-    if argument_error or failed:
-        runtime.raise_for_layer_errors(argument_error, status, step=True)
+    if argument_error or status is not None:
+        runtime.raise_for_layer_errors(
+            argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping
+        )
     return W, b
 
 

@@ -3,6 +3,7 @@ and the CUDA kernels under numba's CUDA simulator (in a subprocess: the simulato
 enabled before numba.cuda is first imported). Correctness only; benchmarks/ does the timing."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -188,6 +189,42 @@ def test_step_refuses_arrays_it_cannot_update_in_place():
         relu.natural_gradient_step(W, b, W, grad_b, 0.1)
     with pytest.raises(ValueError, match="damping"):
         relu.natural_gradient_step(W, b, grad_W, grad_b, 0.1, damping=-1.0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.update(grad_W=np.ones((5, 7))), "grad_W must have W's shape"),
+        (lambda a: a.update(grad_b=np.ones(6)), "grad_b must have b's shape"),
+        (lambda a: a.update(b=np.ones(4)), "b must have shape \\(5,\\)"),
+        (lambda a: a.update(lr=math.inf), "lr must be finite"),
+        (lambda a: a.update(damping=math.nan), "damping must be finite"),
+        (lambda a: a.update(damping=-0.5), "damping must be finite and non-negative"),
+        (lambda a: a["b"].__setitem__(3, np.nan), "b has non-finite values"),
+    ],
+)
+def test_arguments_the_kernel_checks_are_refused_before_the_step_writes(change, message):
+    """Shapes, lr, damping and b are checked by the kernel itself, before its first write,
+    when the arguments pass the attribute tests: the thorough checks' messages, nothing
+    written."""
+    W, b, grad_W, grad_b = layer(5, 6, np.float64)
+    arguments = {"W": W, "b": b, "grad_W": grad_W, "grad_b": grad_b, "lr": 0.1, "damping": 0.0}
+    change(arguments)
+    W0, b0 = arguments["W"].copy(), arguments["b"].copy()
+    with pytest.raises(ValueError, match=message):
+        relu.natural_gradient_step(**arguments)
+    np.testing.assert_array_equal(arguments["W"], W0)
+    np.testing.assert_array_equal(arguments["b"], b0)
+
+
+def test_numpy_scalars_and_python_floats_give_the_same_step():
+    """lr and damping as NumPy scalars or ints take the thorough checks; the result is the
+    same as with Python floats (the kernels' own checks)."""
+    W, b, grad_W, grad_b = layer(7, 9, np.float32)
+    fast = relu.natural_gradient_step(W.copy(), b.copy(), grad_W, grad_b, 0.25, 1.0)
+    checked = relu.natural_gradient_step(W.copy(), b.copy(), grad_W, grad_b, np.float32(0.25), 1)
+    np.testing.assert_array_equal(fast[0], checked[0])
+    np.testing.assert_array_equal(fast[1], checked[1])
 
 
 @pytest.mark.parametrize("name, row", [("W", 2), ("grad_W", 4)])
