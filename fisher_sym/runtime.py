@@ -666,16 +666,11 @@ def trapezoid_remainder_sums(r, b, table):
 
     Step h: the largest power-of-two multiple of the table's spacing that is at most the
     table's step and at most r/2 (so that the Gaussian, of width r, is resolved: its own
-    aliasing error is exp(−2π²r²/h²)). From b the nodes are taken in blocks of L =
-    TRAPEZOID_LANES, upward from the first node above b and downward from the one below it,
-    as far as a bound on the rest allows: first that length is found (following the outermost
-    lane's weight only), then the blocks are summed, their weights by the recurrence
-    φ(z + L·dz) = φ(z)·ratio, ratio(z + L·dz) = ratio(z)·exp(−L²dz²) per lane, evaluated afresh
-    every TRAPEZOID_ANCHOR_BLOCKS blocks.
+    aliasing error is exp(−2π²r²/h²)); where the sums at that step fail their checks, once
+    more at h/2 (just above r = 2h the self-check's step 2h is about r, too coarse for the
+    Gaussian's second moment, while h itself is fine).
     """
-    (spacing, first_node, max_stride, levels, offsets, counts, mode, spread,
-     lower_length, upper_length) = table
-    lanes = TRAPEZOID_LANES
+    spacing, max_stride = table[0], table[2]
     if not 0.5 * r >= spacing:  # the Gaussian is narrower than the table's nodes (or r = 0)
         return False, (0.0,) * 6, (0.0,) * 6, 0.0
     stride = 1
@@ -683,6 +678,26 @@ def trapezoid_remainder_sums(r, b, table):
     while 2 * stride <= max_stride and 2 * stride * spacing <= 0.5 * r:
         stride *= 2
         level += 1
+    accepted, sums, magnitude, centre = _trapezoid_sums_at(r, b, table, level)
+    if not accepted and level > 0:
+        accepted, sums, magnitude, centre = _trapezoid_sums_at(r, b, table, level - 1)
+    return accepted, sums, magnitude, centre
+
+
+@numba.njit(cache=True)
+def _trapezoid_sums_at(r, b, table, level):
+    """``trapezoid_remainder_sums`` at step h = 2^level·spacing (level ≤ that of the table's
+    step). From b the nodes are taken in blocks of L = TRAPEZOID_LANES, upward from the first
+    node above b and downward from the one below it, as far as a bound on the rest allows:
+    first that length is found (following the outermost lane's weight only), then the blocks
+    are summed, their weights by the recurrence φ(z + L·dz) = φ(z)·ratio,
+    ratio(z + L·dz) = ratio(z)·exp(−L²dz²) per lane, evaluated afresh every
+    TRAPEZOID_ANCHOR_BLOCKS blocks.
+    """
+    (spacing, first_node, max_stride, levels, offsets, counts, mode, spread,
+     lower_length, upper_length) = table
+    lanes = TRAPEZOID_LANES
+    stride = 1 << level
     h = stride * spacing
     dz = h / r
     inverse_dz = r / h

@@ -379,6 +379,28 @@ def test_fast_rule_agrees_with_the_split_quadrature_where_it_accepts(name):
         assert not fast_rule(module, r, b)[0], (r, b)
 
 
+@pytest.mark.parametrize("name", SMOOTH)
+def test_fast_rule_accepts_radii_just_above_twice_its_step(name):
+    """For r a little above 2h (h = 1/4: r in (0.5, 0.75), a common |w|) the sums at step h
+    are accurate but their self-check at 2h ≈ r may not be: the rule then sums again at h/2
+    instead of refusing. Every such unit with |b| ≤ 4 is accepted; at five of them the
+    moments agree with 40-digit mpmath (A00, m1 to 1e-12, v to 1e-11, q to 1e-10)."""
+    module, phi = load(name)
+    rng = np.random.default_rng(5)
+    points = list(zip(rng.uniform(0.5, 0.75, 60), rng.uniform(-4.0, 4.0, 60), strict=True))
+    results = [fast_rule(module, float(r), float(b)) for r, b in points]
+    assert all(ok for ok, _ in results), [p for p, (ok, _) in zip(points, results) if not ok]
+    for (r, b), (_, (A00, m1, v, q)) in list(zip(points, results, strict=True))[:5]:
+        want_A00, want_A0n, want_Ann = reference_blocks(phi, float(r), float(b))
+        want_m1 = want_A0n / want_A00
+        want_v = want_Ann / want_A00 - want_m1**2
+        where = f"{name} at r={r!r}, b={b!r}"
+        assert relative_error(A00, want_A00) <= 1e-12, where
+        assert abs(m1 - want_m1) <= 1e-12 * (abs(want_m1) + mpmath.sqrt(want_v)), where
+        assert relative_error(v, want_v) <= 1e-11, where
+        assert relative_error(q, 1 - want_v) <= 1e-10, where
+
+
 def fast_rule_edges(module):
     """Accepted (r, b) at the edges of the fast rule: the narrowest Gaussian it takes, a wide
     one, and for r = 1 and r = 0.1 the largest |b| ≤ 12 on either side that it accepts (further
