@@ -63,6 +63,12 @@ def _tilted_moments(r, b):
 def _coefficients(r, b, damping):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ at (r, b); (0, 0, 0, 0) when G + damping·I = 0."""
     A00, m1, v, q = _tilted_moments(r, b)
+    return _coefficients_of_moments(A00, m1, v, q, damping)
+
+
+@numba.njit(cache=True)
+def _coefficients_of_moments(A00, m1, v, q, damping):
+    """``_coefficients`` from the block's (A00, m1, v, q) (see ``_tilted_moments``)."""
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
@@ -110,6 +116,8 @@ _ROW_GRAD_W_NOT_FINITE = 2
 _ROW_B_NOT_FINITE = 3
 _ROW_GRAD_B_NOT_FINITE = 4
 _ROW_OVERFLOW = 5
+# The fused GPU kernel left the unit to the host (its fast rule refused it); never returned.
+_ROW_DEFERRED = 6
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -171,16 +179,16 @@ def _first_non_finite(w, g):
 
 
 @numba.njit(cache=True)
-def _row_coefficients(ww, wg, b, g_b, damping):
-    """(r, Abar00, along_w, nat_b) of one unit from its row sums, all float64.
+def _row_coefficients(r, coefficients, wg, g_b):
+    """(Abar00, along_w, nat_b) of one unit, all float64, from r = |w|, its coefficients
+    (Abar00, X, Y, Z) and its row sum w·grad_w.
 
     With ŵ·g = (w·grad_w)/r the unit's natural gradient is
         nat_w = Abar00·grad_w + along_w·w,    along_w = (X·(ŵ·g) + Y·grad_b)/r,
         nat_b = Abar00·grad_b + Y·(ŵ·g) + Z·grad_b,
     and at r = 0 (no direction) nat_w = Abar00·grad_w, nat_b = Abar00·grad_b.
     """
-    r = math.sqrt(ww)
-    Abar00, X, Y, Z = _coefficients(r, b, damping)
+    Abar00, X, Y, Z = coefficients
     if r > 0.0:
         w_hat_dot_g = wg / r
         along_w = (X * w_hat_dot_g + Y * g_b) / r
@@ -188,7 +196,7 @@ def _row_coefficients(ww, wg, b, g_b, damping):
     else:
         along_w = 0.0
         nat_b = Abar00 * g_b
-    return r, Abar00, along_w, nat_b
+    return Abar00, along_w, nat_b
 
 
 @numba.njit(cache=True)
@@ -198,11 +206,38 @@ def _normal_or_zero(x, tiny, limit):
 
 
 @numba.njit(cache=True)
+def _row_input_status(w_check, g_check, b_i, g_b):
+    """_ROW_OK, or why a unit's inputs are not finite (``_row_head``)."""
+    if not w_check == 0.0:
+        return _ROW_W_NOT_FINITE
+    if not g_check == 0.0:
+        return _ROW_GRAD_W_NOT_FINITE
+    if not math.isfinite(b_i):
+        return _ROW_B_NOT_FINITE
+    if not math.isfinite(g_b):
+        return _ROW_GRAD_B_NOT_FINITE
+    return _ROW_OK
+
+
+@numba.njit(cache=True)
 def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits):
     """(status, mode, Abar00, along_w, value_b) of one unit from its row sums (float64).
 
     ``w_check``/``g_check`` are NaN iff the row of W/grad_W holds a NaN or ±inf, else 0.
     ``limits`` = (tiny, limit, cast_limit) of the dtype (``runtime.element_limits``).
+    See ``_row_update`` for the modes.
+    """
+    code = _row_input_status(w_check, g_check, b_i, g_b)
+    if code != _ROW_OK:
+        return code, 0, 0.0, 0.0, 0.0
+    r = math.sqrt(ww)
+    return _row_update(r, _coefficients(r, b_i, damping), wg, gg, b_i, g_b, lr, step, limits)
+
+
+@numba.njit(cache=True)
+def _row_update(r, coefficients, wg, gg, b_i, g_b, lr, step, limits):
+    """``_row_head`` of a unit with finite inputs, from r = |w| and its coefficients.
+
     value_b is nat_b, or b − lr·nat_b for a step, in float64. mode 1: write the row in the
     dtype's arithmetic, unchecked: every entry is certainly finite (the bound
     |Abar00|·|grad_w| + |along_w|·|w| on each entry, plus |w| for a step, is at most ``limit``,
@@ -210,18 +245,10 @@ def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits)
     dtype or zero, so rounding them loses no more than half an ulp; mode 2: otherwise, compute
     the row in float64 and write it, rounded once, only if every entry is finite (below
     ``cast_limit``, from where a float64 value rounds to ±inf in the dtype); mode 0: do not
-    write (status says why).
+    write (status _ROW_OVERFLOW).
     """
     tiny, limit, cast_limit = limits
-    if not w_check == 0.0:
-        return _ROW_W_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    if not g_check == 0.0:
-        return _ROW_GRAD_W_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    if not math.isfinite(b_i):
-        return _ROW_B_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    if not math.isfinite(g_b):
-        return _ROW_GRAD_B_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    r, Abar00, along_w, nat_b = _row_coefficients(ww, wg, b_i, g_b, damping)
+    Abar00, along_w, nat_b = _row_coefficients(r, coefficients, wg, g_b)
     bound = abs(Abar00) * math.sqrt(gg) + abs(along_w) * r
     value_b = nat_b
     if step:
@@ -434,11 +461,24 @@ def _shaped(arrays, shape):
     return tuple(array.reshape(shape) for array in arrays)
 
 
+# --- GPU per-row head: ``_row_head`` itself, whose coefficients compile for the device ------
+
+# No table: the fused GPU kernel passes a placeholder to ``_device_row_head``.
+_DEVICE_TABLE = None
+
+
+@numba.njit(cache=True)
+def _device_row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits, table):
+    """``_row_head``, in the fused GPU kernel (``table`` unused)."""
+    return _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits)
+
+
 # --- GPU kernels (numba.cuda, compiled on first use) ------------------------------------------
 
 # threads: threads per block (tests lower it to keep the simulator quick); device_coefficients:
-# None until the first launch tries the fused kernel, then whether it compiled for the device.
-_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None}
+# None until the first launch tries the fused kernel, then whether it compiled for the device;
+# table: ``_cuda_device_table``.
+_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None, "table": None}
 # numba.cuda once imported. The kernels name it as a module global, where the CUDA simulator
 # substitutes its fake module while a simulated kernel runs.
 _cuda = None
@@ -480,7 +520,7 @@ def _cuda_build():
     special.register_device_scratch()  # work arrays of the coefficients: thread-local
     threads = _CUDA["threads"]
     float64 = numba.float64
-    row_head = _cuda.jit(device=True)(_row_head.py_func)
+    row_head = _cuda.jit(device=True)(_device_row_head.py_func)
 
     @_cuda.jit(device=True)
     def block_reduce(sums, count, k, tx, width):
@@ -561,7 +601,8 @@ def _cuda_build():
                     nat_W[i, j] = nat
 
     @_cuda.jit
-    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status):
+    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status, table,
+              deferred_sums):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -573,9 +614,12 @@ def _cuda_build():
         if tx == 0 and i < W.shape[0]:
             code, mode, Abar00, along_w, value_b = row_head(
                 sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k],
-                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits,
+                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits, table,
             )
             status[i] = code
+            if code == _ROW_DEFERRED:  # kept for the host (mode 0: not written here)
+                for q in range(5):
+                    deferred_sums[i, q] = sums[q, k]
             head[0, ty] = Abar00
             head[1, ty] = along_w
             head[2, ty] = mode
@@ -615,6 +659,21 @@ def _cuda_build():
 
     _CUDA["kernels"] = (_cuda, fused, sums_only, apply, threads)
     return _CUDA["kernels"]
+
+
+def _cuda_device_table():
+    """``_DEVICE_TABLE`` with its arrays on the GPU (copied once), or a placeholder argument."""
+    if _CUDA["table"] is None:
+        if _DEVICE_TABLE is None:
+            _CUDA["table"] = (_cuda.to_device(np.zeros(1)),)
+        elif numba.config.ENABLE_CUDASIM:
+            _CUDA["table"] = _DEVICE_TABLE  # the simulator runs the head's njit calls on the host
+        else:
+            _CUDA["table"] = tuple(
+                _cuda.to_device(part) if isinstance(part, np.ndarray) else part
+                for part in _DEVICE_TABLE
+            )
+    return _CUDA["table"]
 
 
 def _cuda_launch_shape(m, n, threads):
@@ -667,11 +726,11 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
         return np.empty(0, dtype=np.uint8)
     grid, block = _cuda_launch_shape(m, n, threads)
     if _CUDA["device_coefficients"] is not False:
+        deferred_sums = cuda.device_array((m if _DEVICE_TABLE is not None else 1, 5))
         try:
             fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
-                               status)
+                               status, _cuda_device_table(), deferred_sums)
             _CUDA["device_coefficients"] = True
-            return status.copy_to_host()
         except (numba.core.errors.NumbaError, TypeError) as error:
             # A compile error of the device coefficients (numba's built-in numba.cuda raises
             # TypeError for the keyword-argument calls, numba-cuda a TypingError); the arguments
@@ -686,6 +745,15 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
                 RuntimeWarning,
                 stacklevel=3,
             )
+        else:
+            host_status = status.copy_to_host()
+            deferred = np.flatnonzero(host_status == _ROW_DEFERRED)
+            if deferred.size == 0:
+                return host_status
+            return _cuda_finish_deferred(
+                apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
+                limits, host_status, deferred, deferred_sums,
+            )
     sums = cuda.device_array((m, 5), dtype=np.float64)
     sums_only[grid, block](W, grad_W, sums)
     heads = np.empty((m, 4))
@@ -693,6 +761,28 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     _row_heads_kernel(sums.copy_to_host(), b.copy_to_host(), grad_b.copy_to_host(), damping,
                       lr, step, limits, heads, host_status)
     status = cuda.to_device(host_status)
+    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
+                       status)
+    return status.copy_to_host()
+
+
+def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host_status,
+                          deferred, deferred_sums):
+    """The units the fused kernel left to the host (``deferred``, status _ROW_DEFERRED, not
+    written): their heads by the CPU kernel from the row sums the kernel kept, then their rows
+    written by ``apply``, which skips every other row (mode 0). Returns the rows' status."""
+    W, b, grad_W, grad_b, nat_W, nat_b = arrays
+    cuda = _cuda
+    heads = np.zeros((W.shape[0], 4))  # mode (column 2) 0: not written by ``apply``
+    part_heads = np.empty((deferred.size, 4))
+    part_status = np.empty(deferred.size, dtype=np.uint8)
+    _row_heads_kernel(deferred_sums.copy_to_host()[deferred], b.copy_to_host()[deferred],
+                      grad_b.copy_to_host()[deferred], damping, lr, step, limits, part_heads,
+                      part_status)
+    heads[deferred] = part_heads
+    host_status[deferred] = part_status
+    status = cuda.to_device(host_status)
+    grid, block = launch
     apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
                        status)
     return status.copy_to_host()

@@ -18,6 +18,8 @@ import pytest
 
 SCRIPT = """
 import importlib, os, shutil, subprocess, sys, tempfile
+import numba
+import numpy as np
 from numba import cuda
 import numba.cuda.dispatcher as dispatcher
 
@@ -28,10 +30,14 @@ dispatcher.get_current_device = lambda: Device()
 cuda.is_available = lambda: True
 module = importlib.import_module("generated." + sys.argv[1])
 fused = module._cuda_build()[1]
+table = numba.typeof(module._DEVICE_TABLE or (np.zeros(1),))  # host arrays type as on the GPU
 for dtype in ("float64", "float32"):
-    matrix, vector = dtype + "[:, ::1]", dtype + "[::1]"
-    signature = (f"void({matrix}, {vector}, {matrix}, {vector}, float64, float64, boolean, "
-                 f"UniTuple(float64, 3), {matrix}, {vector}, uint8[::1])")
+    matrix = numba.types.Array(getattr(numba.types, dtype), 2, "C")
+    vector = numba.types.Array(getattr(numba.types, dtype), 1, "C")
+    f64 = numba.types.float64
+    signature = (matrix, vector, matrix, vector, f64, f64, numba.types.boolean,
+                 numba.types.UniTuple(f64, 3), matrix, vector, numba.types.uint8[::1], table,
+                 numba.types.float64[:, ::1])
     ptx, _ = cuda.compile_ptx(fused.py_func, signature, cc=(9, 0))
     assert ".entry" in ptx
     if shutil.which("ptxas"):
@@ -63,7 +69,7 @@ def toolchain_missing() -> str:
     return ""
 
 
-@pytest.mark.parametrize("name", ["relu", "elu", "cubic"])
+@pytest.mark.parametrize("name", ["relu", "elu", "cubic", "tanh", "gelu"])
 def test_fused_kernel_compiles_for_the_device(name):
     missing = toolchain_missing()
     if missing:

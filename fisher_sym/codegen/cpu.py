@@ -3,8 +3,9 @@
 The module is straight-line code after common-subexpression elimination: ``_tilted_moments``
 describes each Gaussian term by its parameters (printed from ``gaussian.GaussianTerm``),
 ``_coefficients`` is the stable inverse (printed from ``fisher.stable_inverse_coefficients``).
-The rest, the same for every activation, comes from ``layer_template.LAYER_API``: the public
-API with its input checks, and the loops over a layer.
+The rest, the same for every activation, comes from ``layer_template.CPU_LAYER_API`` (the
+public API with its input checks, and the loops over a layer) and ``cuda_template`` (the GPU
+kernels, after the per-row head that suits the activation's path: ``device_row_head``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from string import Template
 import sympy as sp
 
 from fisher_sym import fisher
-from fisher_sym.codegen.layer_template import LAYER_API
+from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
+from fisher_sym.codegen.layer_template import CPU_LAYER_API
 from fisher_sym.codegen.printer import print_assignments
 from fisher_sym.gaussian import B, R, GaussianIntegrals, GaussianTerm, NumericalPlan
 from fisher_sym.activations import U
@@ -62,6 +64,12 @@ $moments_section
 def _coefficients(r, b, damping):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ at (r, b); (0, 0, 0, 0) when G + damping·I = 0."""
     A00, m1, v, q = _tilted_moments(r, b)
+    return _coefficients_of_moments(A00, m1, v, q, damping)
+
+
+@numba.njit(cache=True)
+def _coefficients_of_moments(A00, m1, v, q, damping):
+    """``_coefficients`` from the block's (A00, m1, v, q) (see ``_tilted_moments``)."""
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
@@ -71,7 +79,11 @@ $coefficients_body
     return Abar00, X, Y, Z
 
 
-$layer_api''')
+$cpu_layer_api
+
+$device_head
+
+$cuda_api''')
 
 
 CLOSED_FORM_MOMENTS = Template('''\
@@ -480,7 +492,9 @@ def render(name: str, phi: sp.Expr, plan, command: str, version: str) -> str:
         inverse=_indent(inverse),
         moments_section=moments_section,
         coefficients_body=_coefficients_body(),
-        layer_api=LAYER_API,
+        cpu_layer_api=CPU_LAYER_API,
+        device_head=device_row_head(isinstance(plan, NumericalPlan) and plan.smooth),
+        cuda_api=CUDA_API,
     )
 
 

@@ -15,24 +15,31 @@ then written (or W updated in place) from the same addresses, while they are in 
 
 Per-row coefficients on the device. numba.cuda compiles a CPU ``@numba.njit`` function called
 from device code as a device function (from its Python source), so the fused kernel calls
-``_row_head`` → ``_row_coefficients`` → ``_coefficients`` → ``_tilted_moments`` → the runtime
-and special-function helpers directly: 3 array passes (read W and grad_W, write the result).
+the module's ``_device_row_head`` (``device_row_head`` below) and, through it, the runtime and
+special-function helpers directly: 3 array passes (read W and grad_W, write the result).
 Their work arrays come from ``special.scratch``, a thread-local array on the device
-(``special.register_device_scratch``), so the closed-form chain compiles with numba-cuda
-(checked by compiling to PTX for sm_90, tests/test_cuda_compile.py). The numerical path's
-adaptive quadrature (panel stacks, ``np.unique``) does not; nor does anything with numba's
-older built-in numba.cuda. So the first launch tries the fused kernel and, if its device
-compilation fails, warns once and falls back to two kernels with the coefficients on the
-host: the row sums (one read of W, grad_W), the m coefficients by the CPU kernel, then the
-write pass (a second read): 5 instead of 3 array passes, but correct on every GPU.
+(``special.register_device_scratch``). For a closed form the head is ``_row_head`` itself. On
+the numerical path it is the fast rule alone (``runtime.trapezoid_moments``), its table
+passed to the kernel as an argument, in global memory (numba would put a global array in
+constant memory, 64 KiB, smaller than the table); the split quadrature (panel stacks,
+``np.unique``) does not compile for the device, so a unit the fast rule refuses is left to
+the host (status _ROW_DEFERRED, its row sums kept): its head by the CPU kernel, its row then
+written by a second kernel that reads only such rows. Both heads compile for sm_90 (checked
+by compiling to PTX and assembling it, tests/test_cuda_compile.py). Where the fused kernel
+does not compile (an activation on the numerical path without the fast rule, or numba's
+older built-in numba.cuda), the first launch warns once and falls back to two kernels with
+the coefficients on the host: the row sums (one read of W, grad_W), the m coefficients by
+the CPU kernel, then the write pass (a second read): 5 instead of 3 array passes, but
+correct on every GPU.
 """
 
 CUDA_API = '''\
 # --- GPU kernels (numba.cuda, compiled on first use) ------------------------------------------
 
 # threads: threads per block (tests lower it to keep the simulator quick); device_coefficients:
-# None until the first launch tries the fused kernel, then whether it compiled for the device.
-_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None}
+# None until the first launch tries the fused kernel, then whether it compiled for the device;
+# table: ``_cuda_device_table``.
+_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None, "table": None}
 # numba.cuda once imported. The kernels name it as a module global, where the CUDA simulator
 # substitutes its fake module while a simulated kernel runs.
 _cuda = None
@@ -74,7 +81,7 @@ def _cuda_build():
     special.register_device_scratch()  # work arrays of the coefficients: thread-local
     threads = _CUDA["threads"]
     float64 = numba.float64
-    row_head = _cuda.jit(device=True)(_row_head.py_func)
+    row_head = _cuda.jit(device=True)(_device_row_head.py_func)
 
     @_cuda.jit(device=True)
     def block_reduce(sums, count, k, tx, width):
@@ -155,7 +162,8 @@ def _cuda_build():
                     nat_W[i, j] = nat
 
     @_cuda.jit
-    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status):
+    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status, table,
+              deferred_sums):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -167,9 +175,12 @@ def _cuda_build():
         if tx == 0 and i < W.shape[0]:
             code, mode, Abar00, along_w, value_b = row_head(
                 sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k],
-                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits,
+                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits, table,
             )
             status[i] = code
+            if code == _ROW_DEFERRED:  # kept for the host (mode 0: not written here)
+                for q in range(5):
+                    deferred_sums[i, q] = sums[q, k]
             head[0, ty] = Abar00
             head[1, ty] = along_w
             head[2, ty] = mode
@@ -209,6 +220,21 @@ def _cuda_build():
 
     _CUDA["kernels"] = (_cuda, fused, sums_only, apply, threads)
     return _CUDA["kernels"]
+
+
+def _cuda_device_table():
+    """``_DEVICE_TABLE`` with its arrays on the GPU (copied once), or a placeholder argument."""
+    if _CUDA["table"] is None:
+        if _DEVICE_TABLE is None:
+            _CUDA["table"] = (_cuda.to_device(np.zeros(1)),)
+        elif numba.config.ENABLE_CUDASIM:
+            _CUDA["table"] = _DEVICE_TABLE  # the simulator runs the head's njit calls on the host
+        else:
+            _CUDA["table"] = tuple(
+                _cuda.to_device(part) if isinstance(part, np.ndarray) else part
+                for part in _DEVICE_TABLE
+            )
+    return _CUDA["table"]
 
 
 def _cuda_launch_shape(m, n, threads):
@@ -261,11 +287,11 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
         return np.empty(0, dtype=np.uint8)
     grid, block = _cuda_launch_shape(m, n, threads)
     if _CUDA["device_coefficients"] is not False:
+        deferred_sums = cuda.device_array((m if _DEVICE_TABLE is not None else 1, 5))
         try:
             fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
-                               status)
+                               status, _cuda_device_table(), deferred_sums)
             _CUDA["device_coefficients"] = True
-            return status.copy_to_host()
         except (numba.core.errors.NumbaError, TypeError) as error:
             # A compile error of the device coefficients (numba's built-in numba.cuda raises
             # TypeError for the keyword-argument calls, numba-cuda a TypingError); the arguments
@@ -280,6 +306,15 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
                 RuntimeWarning,
                 stacklevel=3,
             )
+        else:
+            host_status = status.copy_to_host()
+            deferred = np.flatnonzero(host_status == _ROW_DEFERRED)
+            if deferred.size == 0:
+                return host_status
+            return _cuda_finish_deferred(
+                apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
+                limits, host_status, deferred, deferred_sums,
+            )
     sums = cuda.device_array((m, 5), dtype=np.float64)
     sums_only[grid, block](W, grad_W, sums)
     heads = np.empty((m, 4))
@@ -287,6 +322,28 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     _row_heads_kernel(sums.copy_to_host(), b.copy_to_host(), grad_b.copy_to_host(), damping,
                       lr, step, limits, heads, host_status)
     status = cuda.to_device(host_status)
+    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
+                       status)
+    return status.copy_to_host()
+
+
+def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host_status,
+                          deferred, deferred_sums):
+    """The units the fused kernel left to the host (``deferred``, status _ROW_DEFERRED, not
+    written): their heads by the CPU kernel from the row sums the kernel kept, then their rows
+    written by ``apply``, which skips every other row (mode 0). Returns the rows' status."""
+    W, b, grad_W, grad_b, nat_W, nat_b = arrays
+    cuda = _cuda
+    heads = np.zeros((W.shape[0], 4))  # mode (column 2) 0: not written by ``apply``
+    part_heads = np.empty((deferred.size, 4))
+    part_status = np.empty(deferred.size, dtype=np.uint8)
+    _row_heads_kernel(deferred_sums.copy_to_host()[deferred], b.copy_to_host()[deferred],
+                      grad_b.copy_to_host()[deferred], damping, lr, step, limits, part_heads,
+                      part_status)
+    heads[deferred] = part_heads
+    host_status[deferred] = part_status
+    status = cuda.to_device(host_status)
+    grid, block = launch
     apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
                        status)
     return status.copy_to_host()
@@ -367,3 +424,48 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
     runtime.raise_for_row_status(status, step=True)
     return W, b
 '''
+
+
+DIRECT_DEVICE_HEAD = '''\
+# --- GPU per-row head: ``_row_head`` itself, whose coefficients compile for the device ------
+
+# No table: the fused GPU kernel passes a placeholder to ``_device_row_head``.
+_DEVICE_TABLE = None
+
+
+@numba.njit(cache=True)
+def _device_row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits, table):
+    """``_row_head``, in the fused GPU kernel (``table`` unused)."""
+    return _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits)
+'''
+
+FAST_RULE_DEVICE_HEAD = '''\
+# --- GPU per-row head: the fast rule alone, its table an argument of the kernel --------------
+
+# The fast rule's table, copied to the GPU once and passed to the fused kernel: a global array
+# would be put in the device's constant memory, which holds 64 KiB, less than the table.
+_DEVICE_TABLE = _TRAPEZOID_TABLE
+
+
+@numba.njit(cache=True)
+def _device_row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits, table):
+    """``_row_head`` by the fast rule alone (``runtime.trapezoid_moments`` over ``table``), for
+    the fused GPU kernel, where the split quadrature does not compile: status _ROW_DEFERRED
+    where the rule refuses the unit, which the host then finishes (``_cuda_finish_deferred``)."""
+    code = _row_input_status(w_check, g_check, b_i, g_b)
+    if code != _ROW_OK:
+        return code, 0, 0.0, 0.0, 0.0
+    r = math.sqrt(ww)
+    accepted, moments = runtime.trapezoid_moments(r, b_i, table, STEP_LIMITS)
+    if not accepted:
+        return _ROW_DEFERRED, 0, 0.0, 0.0, 0.0
+    A00, m1, v, q = moments
+    coefficients = _coefficients_of_moments(A00, m1, v, q, damping)
+    return _row_update(r, coefficients, wg, gg, b_i, g_b, lr, step, limits)
+'''
+
+
+def device_row_head(fast_rule: bool) -> str:
+    """The per-row head of the fused GPU kernel: the fast rule's where the module has one,
+    else ``_row_head`` itself."""
+    return FAST_RULE_DEVICE_HEAD if fast_rule else DIRECT_DEVICE_HEAD

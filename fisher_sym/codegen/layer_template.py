@@ -1,16 +1,14 @@
 """The activation-independent part of a generated module: the public API and the layer loops.
 
 Everything here calls ``_tilted_moments(r, b)`` and ``_coefficients(r, b, damping)``, which
-the backend renders above it for each activation. ``LAYER_API`` is the CPU part followed by
-the GPU part (``cuda_template.CUDA_API``), so a backend that appends ``LAYER_API`` emits both.
+the backend renders above it for each activation; the backend appends the GPU part
+(``cuda_template``) after it.
 
 The layer kernels are one pass over memory: each unit's row of W and grad_W is read once
 (three float64 sums: |w|², w·g, |g|²), its coefficients are evaluated, and the row is written
 while it is still in cache. The checks that would need a second pass (non-finite values in W
 or grad_W, overflow of the result) are folded into that pass: see ``_row_sums``.
 """
-
-from fisher_sym.codegen.cuda_template import CUDA_API
 
 CPU_LAYER_API = '''\
 @numba.njit(cache=True)
@@ -41,6 +39,8 @@ _ROW_GRAD_W_NOT_FINITE = 2
 _ROW_B_NOT_FINITE = 3
 _ROW_GRAD_B_NOT_FINITE = 4
 _ROW_OVERFLOW = 5
+# The fused GPU kernel left the unit to the host (its fast rule refused it); never returned.
+_ROW_DEFERRED = 6
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -102,16 +102,16 @@ def _first_non_finite(w, g):
 
 
 @numba.njit(cache=True)
-def _row_coefficients(ww, wg, b, g_b, damping):
-    """(r, Abar00, along_w, nat_b) of one unit from its row sums, all float64.
+def _row_coefficients(r, coefficients, wg, g_b):
+    """(Abar00, along_w, nat_b) of one unit, all float64, from r = |w|, its coefficients
+    (Abar00, X, Y, Z) and its row sum w·grad_w.
 
     With ŵ·g = (w·grad_w)/r the unit's natural gradient is
         nat_w = Abar00·grad_w + along_w·w,    along_w = (X·(ŵ·g) + Y·grad_b)/r,
         nat_b = Abar00·grad_b + Y·(ŵ·g) + Z·grad_b,
     and at r = 0 (no direction) nat_w = Abar00·grad_w, nat_b = Abar00·grad_b.
     """
-    r = math.sqrt(ww)
-    Abar00, X, Y, Z = _coefficients(r, b, damping)
+    Abar00, X, Y, Z = coefficients
     if r > 0.0:
         w_hat_dot_g = wg / r
         along_w = (X * w_hat_dot_g + Y * g_b) / r
@@ -119,7 +119,7 @@ def _row_coefficients(ww, wg, b, g_b, damping):
     else:
         along_w = 0.0
         nat_b = Abar00 * g_b
-    return r, Abar00, along_w, nat_b
+    return Abar00, along_w, nat_b
 
 
 @numba.njit(cache=True)
@@ -129,11 +129,38 @@ def _normal_or_zero(x, tiny, limit):
 
 
 @numba.njit(cache=True)
+def _row_input_status(w_check, g_check, b_i, g_b):
+    """_ROW_OK, or why a unit's inputs are not finite (``_row_head``)."""
+    if not w_check == 0.0:
+        return _ROW_W_NOT_FINITE
+    if not g_check == 0.0:
+        return _ROW_GRAD_W_NOT_FINITE
+    if not math.isfinite(b_i):
+        return _ROW_B_NOT_FINITE
+    if not math.isfinite(g_b):
+        return _ROW_GRAD_B_NOT_FINITE
+    return _ROW_OK
+
+
+@numba.njit(cache=True)
 def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits):
     """(status, mode, Abar00, along_w, value_b) of one unit from its row sums (float64).
 
     ``w_check``/``g_check`` are NaN iff the row of W/grad_W holds a NaN or ±inf, else 0.
     ``limits`` = (tiny, limit, cast_limit) of the dtype (``runtime.element_limits``).
+    See ``_row_update`` for the modes.
+    """
+    code = _row_input_status(w_check, g_check, b_i, g_b)
+    if code != _ROW_OK:
+        return code, 0, 0.0, 0.0, 0.0
+    r = math.sqrt(ww)
+    return _row_update(r, _coefficients(r, b_i, damping), wg, gg, b_i, g_b, lr, step, limits)
+
+
+@numba.njit(cache=True)
+def _row_update(r, coefficients, wg, gg, b_i, g_b, lr, step, limits):
+    """``_row_head`` of a unit with finite inputs, from r = |w| and its coefficients.
+
     value_b is nat_b, or b − lr·nat_b for a step, in float64. mode 1: write the row in the
     dtype's arithmetic, unchecked: every entry is certainly finite (the bound
     |Abar00|·|grad_w| + |along_w|·|w| on each entry, plus |w| for a step, is at most ``limit``,
@@ -141,18 +168,10 @@ def _row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, limits)
     dtype or zero, so rounding them loses no more than half an ulp; mode 2: otherwise, compute
     the row in float64 and write it, rounded once, only if every entry is finite (below
     ``cast_limit``, from where a float64 value rounds to ±inf in the dtype); mode 0: do not
-    write (status says why).
+    write (status _ROW_OVERFLOW).
     """
     tiny, limit, cast_limit = limits
-    if not w_check == 0.0:
-        return _ROW_W_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    if not g_check == 0.0:
-        return _ROW_GRAD_W_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    if not math.isfinite(b_i):
-        return _ROW_B_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    if not math.isfinite(g_b):
-        return _ROW_GRAD_B_NOT_FINITE, 0, 0.0, 0.0, 0.0
-    r, Abar00, along_w, nat_b = _row_coefficients(ww, wg, b_i, g_b, damping)
+    Abar00, along_w, nat_b = _row_coefficients(r, coefficients, wg, g_b)
     bound = abs(Abar00) * math.sqrt(gg) + abs(along_w) * r
     value_b = nat_b
     if step:
@@ -364,5 +383,3 @@ def _shaped(arrays, shape):
         return tuple(float(array[0]) for array in arrays)
     return tuple(array.reshape(shape) for array in arrays)
 '''
-
-LAYER_API = CPU_LAYER_API + "\n\n" + CUDA_API
