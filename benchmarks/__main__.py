@@ -161,7 +161,11 @@ def dense_rows(min_time, max_repeats, m=256, widths=(32, 64, 128, 256)):
     return [dense_row(m, n, min_time, max_repeats) for n in widths]
 
 
-def gpu_line(cuda, m, n, dtype, min_time, max_repeats):
+#: GPU rows: a closed form, and the numerical path (the fast rule on the device).
+GPU_ACTIVATIONS = ("relu", "gelu")
+
+
+def gpu_line(cuda, module, m, n, dtype, min_time, max_repeats):
     W, b, grad_W, grad_b = (cuda.to_device(a) for a in layer(m, n, dtype))
     nat = (cuda.device_array_like(W), cuda.device_array_like(b))
     copy = cuda.device_array_like(W)
@@ -177,10 +181,10 @@ def gpu_line(cuda, m, n, dtype, min_time, max_repeats):
         {
             "copy": synchronised(lambda: copy.copy_to_device(W)),
             "nat": synchronised(
-                lambda: relu.natural_gradient_cuda(W, b, grad_W, grad_b, DAMPING, out=nat)
+                lambda: module.natural_gradient_cuda(W, b, grad_W, grad_b, DAMPING, out=nat)
             ),
             "step": synchronised(
-                lambda: relu.natural_gradient_step_cuda(W, b, grad_W, grad_b, LR, DAMPING)
+                lambda: module.natural_gradient_step_cuda(W, b, grad_W, grad_b, LR, DAMPING)
             ),
         },
         min_time,
@@ -189,9 +193,10 @@ def gpu_line(cuda, m, n, dtype, min_time, max_repeats):
     itemsize = np.dtype(dtype).itemsize
     bandwidth = 2 * m * n * itemsize / t["copy"]  # a copy reads and writes each element
     bound = 3 * m * n * itemsize / bandwidth
-    path = "fused" if relu._CUDA["device_coefficients"] else "two kernels"
+    path = "fused" if module._CUDA["device_coefficients"] else "two kernels"
     return (
-        f"| {m} × {n} | {np.dtype(dtype).name} | {bandwidth / 1e9:.0f} | {t['nat'] * 1e3:.3f} | "
+        f"| {module.ACTIVATION} | {m} × {n} | {np.dtype(dtype).name} | {bandwidth / 1e9:.0f} | "
+        f"{t['nat'] * 1e3:.3f} | "
         f"{bound / t['nat']:.2f} | {t['step'] * 1e3:.3f} | {bound / t['step']:.2f} | {path} |"
     )
 
@@ -208,13 +213,15 @@ def gpu_report(min_time, max_repeats, shapes):
     if not cuda.is_available():
         return "GPU: skipped (no CUDA GPU: numba.cuda.is_available() is False)."
     lines = [
-        "| m × n | dtype | copy GB/s | natural_gradient_cuda ms | of bound | step_cuda ms | "
-        "of bound | path |",
-        "|---|---|---|---|---|---|---|---|",
+        "| activation | m × n | dtype | copy GB/s | natural_gradient_cuda ms | of bound | "
+        "step_cuda ms | of bound | path |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for m, n in shapes:
-        for dtype in DTYPES:
-            lines.append(gpu_line(cuda, m, n, dtype, min_time, max_repeats))
+    for name in GPU_ACTIVATIONS:
+        module = importlib.import_module(f"generated.{name}")
+        for m, n in shapes:
+            for dtype in DTYPES:
+                lines.append(gpu_line(cuda, module, m, n, dtype, min_time, max_repeats))
     return "\n".join(lines)
 
 
