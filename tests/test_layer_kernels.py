@@ -19,6 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DTYPES = [np.float64, np.float32]
 
 
+def close(got, want, dtype):
+    """The largest difference in units of the dtype's epsilon, relative to each value of want
+    (plus 1e-3 of its largest, for values near zero): for the simulator checks."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    scale = np.abs(want) + np.abs(want).max() * 1e-3
+    return float(np.max(np.abs(got - want) / scale) / np.finfo(dtype).eps)
+
+
 def layer(m, n, dtype, seed=0):
     """m units with a w = 0 unit (b > 0: the r = 0 convention), a dead unit (w = 0, b < 0) and
     a unit with its bias in the tail."""
@@ -314,16 +322,10 @@ import warnings
 import numpy as np
 from numba import cuda
 from generated import relu
-from tests.test_layer_kernels import layer
+from tests.test_layer_kernels import close, layer
 
 relu._CUDA["threads"] = 64  # keep the simulator quick: 64 Python threads per block
 report = {}
-
-
-def close(got, want, dtype):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    scale = np.abs(want) + np.abs(want).max() * 1e-3
-    return float(np.max(np.abs(got - want) / scale) / np.finfo(dtype).eps)
 
 
 # (6, 40): a warp (here 32 threads) per row, 2 rows per block; (5, 300): a block per row.
@@ -431,7 +433,7 @@ import numpy as np
 from numba import cuda
 from fisher_sym import runtime
 from generated import tanh
-from tests.test_layer_kernels import layer
+from tests.test_layer_kernels import close, layer
 
 warnings.simplefilter("error")  # the fused kernel must run: no fallback warning
 tanh._CUDA["threads"] = 64
@@ -445,12 +447,6 @@ def recording(*args):
 
 
 tanh._cuda_finish_deferred = recording
-
-
-def close(got, want, dtype):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    scale = np.abs(want) + np.abs(want).max() * 1e-3
-    return float(np.max(np.abs(got - want) / scale) / np.finfo(dtype).eps)
 
 
 report = {}
