@@ -383,7 +383,7 @@ def test_fast_rule_agrees_with_the_split_quadrature_where_it_accepts(name):
 def test_fast_rule_accepts_radii_just_above_twice_its_step(name):
     """For r a little above 2h (h = 1/4: r in (0.5, 0.75), a common |w|) the sums at step h
     are accurate but their self-check at 2h ≈ r may not be: the rule then sums again at h/2
-    instead of refusing. Every such unit with |b| ≤ 4 is accepted; at five of them the
+    instead of refusing. Every such unit with |b| ≤ 4 is accepted; at three of them the
     moments agree with 40-digit mpmath (A00, m1 to 1e-12, v to 1e-11, q to 1e-10)."""
     module, phi = load(name)
     rng = np.random.default_rng(5)
@@ -391,7 +391,7 @@ def test_fast_rule_accepts_radii_just_above_twice_its_step(name):
     results = [fast_rule(module, float(r), float(b)) for r, b in points]
     refused = [p for p, (ok, _) in zip(points, results, strict=True) if not ok]
     assert not refused, refused
-    for (r, b), (_, (A00, m1, v, q)) in list(zip(points, results, strict=True))[:5]:
+    for (r, b), (_, (A00, m1, v, q)) in list(zip(points, results, strict=True))[:3]:
         want_A00, want_A0n, want_Ann = reference_blocks(phi, float(r), float(b))
         want_m1 = want_A0n / want_A00
         want_v = want_Ann / want_A00 - want_m1**2
