@@ -5,7 +5,8 @@ the device. Where numba-cuda and CUDA's NVVM and NVRTC are installed (``fisher_s
 plus a CUDA toolkit), this compiles the fused kernel of closed-form modules to PTX; the compute
 capability is supplied by hand, as there is no device to ask. Where the toolkit's ``ptxas`` is
 on the PATH, the PTX is also assembled for sm_90, which checks what PTX text cannot: the
-device's limits on registers, constant and shared memory. Skipped elsewhere.
+device's limits on registers, constant and shared memory, and that a block of the module's
+threads fits in an SM's registers (else its launch would fail). Skipped elsewhere.
 """
 
 import functools
@@ -49,8 +50,13 @@ for dtype in ("float64", "float32"):
                                   os.path.join(folder, "fused.cubin")],
                                  capture_output=True, text=True)
             assert run.returncode == 0, run.stderr[-3000:]
-            print("assembled", dtype, [line for line in run.stderr.splitlines()
-                                       if "registers" in line][-1].split(":", 1)[1].strip())
+            usage = [line for line in run.stderr.splitlines() if "registers" in line][-1]
+            # A block launches only if its registers fit in the SM's 64 Ki (allocated per
+            # thread in multiples of 8): at 256 threads, at most 256 registers each.
+            registers = int(usage.split("Used ", 1)[1].split(" registers", 1)[0])
+            threads = module._CUDA["threads"]
+            assert -(-registers // 8) * 8 * threads <= 65536, (registers, threads)
+            print("assembled", dtype, usage.split(":", 1)[1].strip())
 print("compiled")
 """
 
