@@ -772,25 +772,22 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
                 apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
                 limits, host_status, deferred, deferred_sums,
             )
+    # The two-kernel path: every unit's row sums, then all of them finished on the host.
     sums = cuda.device_array((m, 5), dtype=np.float64)
     sums_only[grid, block](W, grad_W, sums)
-    heads = np.empty((m, 4))
-    host_status = np.empty(m, dtype=np.uint8)
-    _row_heads_kernel(sums.copy_to_host(), b.copy_to_host(), grad_b.copy_to_host(), damping,
-                      lr, step, limits, heads, host_status)
-    status = cuda.to_device(host_status)
-    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
-                       status)
-    return status.copy_to_host()
+    return _cuda_finish_deferred(
+        apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step, limits,
+        np.empty(m, dtype=np.uint8), np.arange(m), sums,
+    )
 
 
 def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host_status,
                           deferred, deferred_sums):
-    """The units the fused kernel left to the host (``deferred``, status _ROW_DEFERRED, not
-    written): their heads by the CPU kernel from the row sums the kernel kept, then their rows
-    written by ``apply``, which skips every other row (mode 0). Returns the rows' status."""
+    """The units left to the host (``deferred``, not written yet: those the fused kernel
+    marked _ROW_DEFERRED, or every unit on the two-kernel path): their heads by the CPU kernel
+    from their row sums on the device, then their rows written by ``apply``, which skips every
+    other row (mode 0). Returns the rows' status."""
     W, b, grad_W, grad_b, nat_W, nat_b = arrays
-    cuda = _cuda
     heads = np.zeros((W.shape[0], 4))  # mode (column 2) 0: not written by ``apply``
     part_heads = np.empty((deferred.size, 4))
     part_status = np.empty(deferred.size, dtype=np.uint8)
@@ -799,9 +796,9 @@ def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host
                       part_status)
     heads[deferred] = part_heads
     host_status[deferred] = part_status
-    status = cuda.to_device(host_status)
+    status = _cuda.to_device(host_status)
     grid, block = launch
-    apply[grid, block](W, b, grad_W, cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
+    apply[grid, block](W, b, grad_W, _cuda.to_device(heads), lr, step, limits, nat_W, nat_b,
                        status)
     return status.copy_to_host()
 

@@ -345,6 +345,17 @@ def layer_like_units(count, seed):
     return np.linalg.norm(W, axis=1), rng.standard_normal(count)
 
 
+def assert_moments_agree(got, want, where):
+    """The fast rule's accuracy on (A00, m1, v, q): A00 to 1e-12, m1 to 1e-12 of its spread
+    |m1| + √v, v to 1e-11, q to 1e-10 (relative)."""
+    A00, m1, v, q = got
+    want_A00, want_m1, want_v, want_q = want
+    assert relative_error(A00, want_A00) <= 1e-12, where
+    assert abs(m1 - want_m1) <= 1e-12 * (abs(want_m1) + np.sqrt(want_v)), where
+    assert relative_error(v, want_v) <= 1e-11, where
+    assert relative_error(q, want_q) <= 1e-10, where
+
+
 @pytest.mark.parametrize("name", SMOOTH)
 def test_fast_rule_agrees_with_the_split_quadrature_where_it_accepts(name):
     """The fast rule (smooth step + trapezoidal rule in u) against the hard split (closed-form
@@ -362,13 +373,8 @@ def test_fast_rule_agrees_with_the_split_quadrature_where_it_accepts(name):
         if not ok:
             continue
         accepted += 1
-        A00, m1, v, q = got
-        want_A00, want_m1, want_v, want_q = module._split_moments(float(r), float(b))
-        where = f"{name} at r={r!r}, b={b!r}"
-        assert relative_error(A00, want_A00) <= 1e-12, where
-        assert abs(m1 - want_m1) <= 1e-12 * (abs(want_m1) + np.sqrt(want_v)), where
-        assert relative_error(v, want_v) <= 1e-11, where
-        assert relative_error(q, want_q) <= 1e-10, where
+        want = module._split_moments(float(r), float(b))
+        assert_moments_agree(got, want, f"{name} at r={r!r}, b={b!r}")
     assert accepted >= 150
     r, b = layer_like_units(256, 3)
     assert all(fast_rule(module, float(x), float(y))[0] for x, y in zip(r, b))
@@ -391,15 +397,12 @@ def test_fast_rule_accepts_radii_just_above_twice_its_step(name):
     results = [fast_rule(module, float(r), float(b)) for r, b in points]
     refused = [p for p, (ok, _) in zip(points, results, strict=True) if not ok]
     assert not refused, refused
-    for (r, b), (_, (A00, m1, v, q)) in list(zip(points, results, strict=True))[:3]:
+    for (r, b), (_, got) in list(zip(points, results, strict=True))[:3]:
         want_A00, want_A0n, want_Ann = reference_blocks(phi, float(r), float(b))
         want_m1 = want_A0n / want_A00
         want_v = want_Ann / want_A00 - want_m1**2
-        where = f"{name} at r={r!r}, b={b!r}"
-        assert relative_error(A00, want_A00) <= 1e-12, where
-        assert abs(m1 - want_m1) <= 1e-12 * (abs(want_m1) + mpmath.sqrt(want_v)), where
-        assert relative_error(v, want_v) <= 1e-11, where
-        assert relative_error(q, 1 - want_v) <= 1e-10, where
+        want = tuple(float(x) for x in (want_A00, want_m1, want_v, 1 - want_v))
+        assert_moments_agree(got, want, f"{name} at r={r!r}, b={b!r}")
 
 
 def fast_rule_edges(module):
