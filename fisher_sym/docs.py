@@ -235,11 +235,13 @@ def _numerical_section(activation: Activation, error: NoClosedForm) -> list[str]
             where += rf",\; {latex(variable)} = {latex(sp.exp(-U if piece.positive_side else U))}"
         lines += [_display(r"\rho(u)", rf"{latex(piece.value)} \qquad ({where})"), ""]
     lines += [
-        "E[ρ(rz + b)·(1, z, z²)] is integrated by a fixed Gauss–Legendre rule in u, with ρ "
-        "tabulated at its nodes, wherever that rule checks itself, and otherwise by adaptive "
-        "Gauss–Legendre quadrature in z on panels at the features of ρ(rz + b); Stein's "
-        "identity gives A0n and "
-        "A00 − Ann from ρ' and ρ'' without the cancellation of the direct integrals at small r.",
+        "E[ρ(rz + b)·(1, z, z²)] is integrated, in a deep tail (one side's tail terms in closed "
+        "form, the Gaussian negligible at ρ's kinks), by the trapezoidal rule in u over ρ "
+        "tabulated once, wherever that rule checks itself; else by a fixed Gauss–Legendre "
+        "rule in u, with ρ tabulated at its nodes, wherever that rule checks itself, and "
+        "otherwise by adaptive Gauss–Legendre quadrature in z on panels at the features of "
+        "ρ(rz + b); Stein's identity gives A0n and A00 − Ann from ρ' and ρ'' without the "
+        "cancellation of the direct integrals at small r.",
     ]
     if plan.smooth:
         phi_cdf = sp.Function(r"\Phi")

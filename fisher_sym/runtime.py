@@ -843,6 +843,62 @@ def trapezoid_moments(r, b, table, limits):
     return True, (total, mean, variance, one_minus_variance)
 
 
+# --- the hard split's tail rule: the trapezoidal rule for ρ away from its kinks ---------------
+#
+# Deep in a tail (a saturated tanh, sigmoid or softplus unit) the fast rule refuses, as q ≈ 0
+# would cancel, and the hard split takes the tail terms of that side in closed form. Its
+# remainder ρ has kinks (at u = 0 at least), but where the Gaussian N(b, r²) is negligible at
+# every kink, ρ·N is as smooth as an analytic integrand for the trapezoidal rule, so the fast
+# rule's machinery sums it at a few µs a unit, against 40–60 µs for adaptive quadrature. The
+# tables hold ρ itself with one side's tail terms in closed form: the pattern ``closed_tails``
+# takes in a deep tail on that side (``tail_in_closed_form``).
+
+
+def split_remainder_table(remainder, closed_tails):
+    """``smooth_remainder_table`` of the hard split's remainder ρ itself (no smooth step) with
+    the tail terms flagged in ``closed_tails`` in closed form. ρ has kinks, so the table keeps
+    only its finest step (its whole-line sums converge slowly in h)."""
+    return smooth_remainder_table(remainder, closed_tails, (0.0, 0.0))
+
+
+@numba.njit(cache=True)
+def tail_rule_remainder_sums(r, b, table, kinks, step):
+    """(accepted, sums, magnitude, centre) like ``fixed_rule_remainder_sums``, by the
+    trapezoidal rule over the nodes of a ``split_remainder_table`` (``trapezoid_remainder_sums``
+    and its checks), accepted only where every kink c of ρ is out of the Gaussian's reach.
+
+    A jump of ρ^(j)·N at c costs the trapezoidal rule at most about h times its size, so it
+    moves E[ρ^(j)] by at most e = 4·h·max|ρ^(j)|·N(c'), N the Gaussian density in u and c' the
+    point within 2h of c nearest to b (times 1 + (|z_c| + |centre|)² for the sums weighted by
+    z, z² or (z − centre)²). Each sum that ``add_remainder`` uses (it takes Stein's form or the
+    direct one by the same test) must have its e below TRAPEZOID_TRUNCATION of the larger of
+    its own magnitude and the part of the closed-form step's (A00, m1, v, q) (``step``) that
+    ``add_remainder`` adds it to, in that sum's units (A00 for ρ, A00·(|m1| + √v)/r for ρ',
+    A00·|q|/r² for ρ'', ...): the error is then that fraction of the final moment.
+    """
+    accepted, sums, magnitude, centre = trapezoid_remainder_sums(r, b, table)
+    if accepted:
+        spacing, stride, levels, offsets = table[0], table[2], table[3], table[4]
+        h = spacing * stride  # the coarsest step the rule may have taken
+        largest = levels[3, offsets[0]]  # the upper envelope at the first node: max |ρ^(j)|
+        total, mean, variance, one_minus_variance = step
+        spread = abs(mean) + math.sqrt(variance)
+        parts = (total, total * spread / r, total * abs(one_minus_variance) / (r * r),
+                 total * variance, total * spread, total * abs(one_minus_variance))
+        # the sums add_remainder uses: ρ, (z − c)²ρ, and its Stein or direct forms
+        odd = 1 if r * magnitude[1] <= magnitude[4] else 4
+        even = 2 if r * r * magnitude[2] <= magnitude[5] else 5
+        for c in kinks:
+            z = max(abs(c - b) - 2.0 * h, 0.0) / r
+            error = 4.0 * h * largest * normal_pdf_one_exp(z) / r
+            weighted = error * (1.0 + (abs(c - b) / r + abs(centre)) ** 2)
+            for j in (0, 3, odd, even):
+                bound = error if j < 3 else weighted
+                if not bound <= TRAPEZOID_TRUNCATION * max(magnitude[j], parts[j]):
+                    accepted = False
+    return accepted, np.array(sums), np.array(magnitude), centre
+
+
 #: A tail term whose Gaussian mean lies more than this many standard deviations beyond its
 #: kink is integrated by quadrature: its closed form would subtract two logs of size y²/2.
 TAIL_SWITCH = 8.0

@@ -22,7 +22,10 @@ integrated with the remainder),
     u in (-oo, 0): (-2)*exp(3*u)
     u in (0, oo): (-2)*exp(-u)
     u in (0, oo): (3)*exp(-2*u)
-and a remainder ρ(u) that decays on both sides, integrated numerically: by a fixed
+and a remainder ρ(u) that decays on both sides, integrated numerically: in a deep
+tail (one side's terms in closed form, the Gaussian negligible at ρ's kinks) by the
+trapezoidal rule in u with ρ tabulated at import, accepted where the sum over every
+other node agrees to 1e-5 of the summed |integrand|; else by a fixed
 Gauss–Legendre rule in u on [−16, 16] with ρ tabulated at its nodes, accepted where a
 rule with half the nodes agrees to 1e-11 and the integrand has decayed at the ends;
 elsewhere over z ~ N(0, 1) by adaptive Gauss–Legendre quadrature on panels placed at
@@ -150,6 +153,14 @@ STEP_LIMITS = (0.0, 1.0)
 STEP_TAILS = (True, False, False, False, False, )
 _TRAPEZOID_TABLE = runtime.smooth_remainder_table(_remainder, STEP_TAILS, STEP_LIMITS)
 
+# The tail rule (runtime.tail_rule_remainder_sums): ρ with the tail terms of one side in
+# closed form (TAIL_RULE_PATTERNS: the ``closed_tails`` of a deep tail on that side, the lower
+# tails, then the upper ones), tabulated once, at import, on the nodes of the trapezoidal rule.
+TAIL_RULE_PATTERNS = ((False, True, True, False, False, ), (True, False, False, True, True, ), )
+_TAIL_RULE_TABLES = tuple(
+    runtime.split_remainder_table(_remainder, pattern) for pattern in TAIL_RULE_PATTERNS
+)
+
 
 @numba.njit(cache=True)
 def _panel(r, b, closed_tails, centre, lower, upper):
@@ -173,11 +184,13 @@ def _panel(r, b, closed_tails, centre, lower, upper):
 
 
 @numba.njit(cache=True)
-def _remainder_sums(r, b, closed_tails, jumps):
+def _remainder_sums(r, b, closed_tails, jumps, step):
     """The expectations over z ~ N(0, 1) of (ρ, ρ', ρ'', (z − c)²ρ, zρ, (1 − z²)ρ) at
-    u = rz + b, the sums of their absolute values, and the centre c: by the fixed rule in u
-    where it checks itself (runtime.fixed_rule_remainder_sums), else by adaptive
-    Gauss–Legendre quadrature on panels whose edges follow the features of ρ(rz + b)."""
+    u = rz + b, the sums of their absolute values, and the centre c: by the tail rule where one
+    side's tail terms are in closed form and it checks itself (runtime.tail_rule_remainder_sums),
+    else by the fixed rule in u where it checks itself (runtime.fixed_rule_remainder_sums),
+    else by adaptive Gauss–Legendre quadrature on panels whose edges follow the features of
+    ρ(rz + b). ``step`` is the (A00, m1, v, q) of the closed-form part they are added to."""
     if r == 0.0:
         value, _, _ = _remainder(b, closed_tails)
         for j in range(jumps.shape[0]):
@@ -186,6 +199,18 @@ def _remainder_sums(r, b, closed_tails, jumps):
         sums = np.zeros(6)
         sums[0] = value
         return sums, np.abs(sums), 0.0
+    if closed_tails == TAIL_RULE_PATTERNS[0]:
+        accepted, sums, magnitude, centre = runtime.tail_rule_remainder_sums(
+            r, b, _TAIL_RULE_TABLES[0], REMAINDER_KINKS, step
+        )
+        if accepted:
+            return sums, magnitude, centre
+    if closed_tails == TAIL_RULE_PATTERNS[1]:
+        accepted, sums, magnitude, centre = runtime.tail_rule_remainder_sums(
+            r, b, _TAIL_RULE_TABLES[1], REMAINDER_KINKS, step
+        )
+        if accepted:
+            return sums, magnitude, centre
     if r >= runtime.FIXED_RULE_MIN_RADIUS:
         accepted, sums, magnitude, centre = runtime.fixed_rule_remainder_sums(
             r, b, closed_tails,
@@ -332,7 +357,7 @@ def _split_moments(r, b):
     closed_tails = (closed_0, closed_1, closed_2, closed_3, closed_4, )
     step = runtime.combine_terms((term_0, term_1, term_2, term_3, term_4,))
     jumps = runtime.effective_jumps(REMAINDER_JUMPS, TAIL_JUMPS, closed_tails)
-    sums, magnitude, centre = _remainder_sums(r, b, closed_tails, jumps)
+    sums, magnitude, centre = _remainder_sums(r, b, closed_tails, jumps, step)
     return runtime.add_remainder(step, sums, magnitude, centre, r, b, jumps)
 
 

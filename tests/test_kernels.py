@@ -326,6 +326,76 @@ def test_fixed_rule_agrees_with_the_adaptive_quadrature_where_it_accepts(name):
     assert not runtime.fixed_rule_remainder_sums(0.7, -47.0, (True,) * tails, *rules)[0]
 
 
+TAILED = [
+    name for name in NUMERICAL
+    if importlib.import_module(f"generated.{name}").TAIL_RULE_PATTERNS
+]
+
+
+def adaptive_sums_about(module, r, b, closed, centre):
+    """The adaptive quadrature's sums and magnitudes, its second moment moved to ``centre``."""
+    want, want_magnitude, want_centre = module._adaptive_remainder_sums(r, b, closed)
+    want = want.copy()
+    shift = want_centre - centre
+    want[3] += shift**2 * want[0] + 2.0 * shift * (want[4] - want_centre * want[0])
+    return want, want_magnitude
+
+
+@pytest.mark.parametrize("name", TAILED)
+def test_tail_rule_agrees_with_the_adaptive_quadrature_where_it_accepts(name):
+    """The tail rule (the trapezoidal rule over ρ with one side's tail terms in closed form,
+    away from ρ's kinks) against the adaptive quadrature of the same ρ, wherever it accepts:
+    to 1e-13 of each sum's magnitude. Of 120 units with r ≤ 1 and 6 ≤ |b| ≤ 12 (half of
+    them saturated on the side of the pattern's tail terms) at least 30 are accepted; a
+    Gaussian that reaches the kink (r = 1, b = ±1) is refused."""
+    from fisher_sym import runtime
+
+    module = importlib.import_module(f"generated.{name}")
+    own_scale_only = (0.0, 0.0, 1.0, 0.0)  # a zero step: the kink check against the sums alone
+    rng = np.random.default_rng(13)
+    for pattern, table in zip(module.TAIL_RULE_PATTERNS, module._TAIL_RULE_TABLES, strict=True):
+        accepted = 0
+        for sign in (-1.0, 1.0):  # the side of the pattern's tail terms, and the other one
+            for _ in range(60):
+                r = float(rng.uniform(0.05, 1.0))
+                b = sign * float(rng.uniform(6.0, 12.0))
+                ok, sums, magnitude, centre = runtime.tail_rule_remainder_sums(
+                    r, b, table, module.REMAINDER_KINKS, own_scale_only
+                )
+                if not ok:
+                    continue
+                accepted += 1
+                want, want_magnitude = adaptive_sums_about(module, r, b, pattern, centre)
+                scale = np.maximum(np.maximum(want_magnitude, magnitude), np.abs(want))
+                assert np.all(np.abs(sums - want) <= 1e-13 * scale), (r, b, pattern)
+            reaching = runtime.tail_rule_remainder_sums(
+                1.0, sign * 1.0, table, module.REMAINDER_KINKS, own_scale_only
+            )
+            assert not reaching[0], (pattern, sign)
+        assert accepted >= 30, (pattern, accepted)
+
+
+SATURATED = [("tanh", 0.5, -8.0), ("tanh", 0.3, 10.0), ("tanh", 0.15, -7.0),
+             ("sigmoid", 0.5, -10.0), ("sigmoid", 0.15, 9.0), ("sigmoid", 0.7, 10.0),
+             ("softplus", 0.5, -8.0), ("softplus", 0.15, -10.0), ("softplus", 0.7, -9.0)]
+
+
+@pytest.mark.parametrize("name, r, b", SATURATED)
+def test_saturated_units_taken_by_the_tail_rule_match_high_precision(name, r, b):
+    """Saturated units, which the fast rule refuses (q ≈ 0 would cancel) and the hard split
+    serves with the tail rule: blocks to 1e-12 and coefficients to 1e-10 of 40-digit mpmath."""
+    from fisher_sym import runtime
+
+    module, _ = load(name)
+    assert not fast_rule(module, r, b)[0], (r, b)
+    table = module._TAIL_RULE_TABLES[0 if b < 0 else -1]
+    assert runtime.tail_rule_remainder_sums(
+        r, b, table, module.REMAINDER_KINKS, (0.0, 0.0, 1.0, 0.0)
+    )[0], (r, b)
+    check_blocks(name, r, b)
+    check_coefficients(name, r, b, 0.0)
+
+
 SMOOTH = [
     name for name in GENERATED
     if hasattr(importlib.import_module(f"generated.{name}"), "_TRAPEZOID_TABLE")
@@ -359,7 +429,8 @@ def assert_moments_agree(got, want, where):
 @pytest.mark.parametrize("name", SMOOTH)
 def test_fast_rule_agrees_with_the_split_quadrature_where_it_accepts(name):
     """The fast rule (smooth step + trapezoidal rule in u) against the hard split (closed-form
-    tail terms, fixed and adaptive Gauss–Legendre) over r ∈ [0.025, 1e4], |b| ≤ 50, wherever
+    tail terms; the tail rule, fixed and adaptive Gauss–Legendre for the remainder) over
+    r ∈ [0.025, 1e4], |b| ≤ 50, wherever
     it accepts; it accepts every layer-like unit (r ≈ 1, |b| ≲ 3), and refuses a centre
     beyond its table, a Gaussian narrower than its nodes and, where φ'² is an exponential
     there, the deep tail b = −30 (q ≈ 0 would cancel)."""

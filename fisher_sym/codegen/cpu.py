@@ -122,6 +122,14 @@ _FIXED_FINE, _FIXED_COARSE = runtime.fixed_rule_tables(_remainder, REMAINDER_KIN
 _FIXED_U, _FIXED_W, _FIXED_VALUES, _FIXED_TAILS = _FIXED_FINE
 _CHECK_U, _CHECK_W, _CHECK_VALUES, _CHECK_TAILS = _FIXED_COARSE
 $trapezoid_table
+# The tail rule (runtime.tail_rule_remainder_sums): ρ with the tail terms of one side in
+# closed form (TAIL_RULE_PATTERNS: the ``closed_tails`` of a deep tail on that side, the lower
+# tails, then the upper ones), tabulated once, at import, on the nodes of the trapezoidal rule.
+TAIL_RULE_PATTERNS = $tail_rule_patterns
+_TAIL_RULE_TABLES = tuple(
+    runtime.split_remainder_table(_remainder, pattern) for pattern in TAIL_RULE_PATTERNS
+)
+
 
 @numba.njit(cache=True)
 def _panel(r, b, closed_tails, centre, lower, upper):
@@ -145,11 +153,13 @@ def _panel(r, b, closed_tails, centre, lower, upper):
 
 
 @numba.njit(cache=True)
-def _remainder_sums(r, b, closed_tails, jumps):
+def _remainder_sums(r, b, closed_tails, jumps, step):
     """The expectations over z ~ N(0, 1) of (ρ, ρ', ρ'', (z − c)²ρ, zρ, (1 − z²)ρ) at
-    u = rz + b, the sums of their absolute values, and the centre c: by the fixed rule in u
-    where it checks itself (runtime.fixed_rule_remainder_sums), else by adaptive
-    Gauss–Legendre quadrature on panels whose edges follow the features of ρ(rz + b)."""
+    u = rz + b, the sums of their absolute values, and the centre c: by the tail rule where one
+    side's tail terms are in closed form and it checks itself (runtime.tail_rule_remainder_sums),
+    else by the fixed rule in u where it checks itself (runtime.fixed_rule_remainder_sums),
+    else by adaptive Gauss–Legendre quadrature on panels whose edges follow the features of
+    ρ(rz + b). ``step`` is the (A00, m1, v, q) of the closed-form part they are added to."""
     if r == 0.0:
         value, _, _ = _remainder(b, closed_tails)
         for j in range(jumps.shape[0]):
@@ -158,7 +168,7 @@ def _remainder_sums(r, b, closed_tails, jumps):
         sums = np.zeros(6)
         sums[0] = value
         return sums, np.abs(sums), 0.0
-    if r >= runtime.FIXED_RULE_MIN_RADIUS:
+$tail_rule_calls    if r >= runtime.FIXED_RULE_MIN_RADIUS:
         accepted, sums, magnitude, centre = runtime.fixed_rule_remainder_sums(
             r, b, closed_tails,
             (_FIXED_U, _FIXED_W, _FIXED_VALUES, _FIXED_TAILS),
@@ -217,7 +227,7 @@ $moments_body
 $tail_switches
     step = $step_summary
     jumps = runtime.effective_jumps(REMAINDER_JUMPS, TAIL_JUMPS, closed_tails)
-    sums, magnitude, centre = _remainder_sums(r, b, closed_tails, jumps)
+    sums, magnitude, centre = _remainder_sums(r, b, closed_tails, jumps, step)
     return runtime.add_remainder(step, sums, magnitude, centre, r, b, jumps)
 ''')
 
@@ -414,6 +424,31 @@ def _tilted_moments(r, b):
 '''
 
 
+TAIL_RULE_CALL = Template('''\
+    if closed_tails == TAIL_RULE_PATTERNS[$index]:
+        accepted, sums, magnitude, centre = runtime.tail_rule_remainder_sums(
+            r, b, _TAIL_RULE_TABLES[$index], REMAINDER_KINKS, step
+        )
+        if accepted:
+            return sums, magnitude, centre
+''')
+
+
+def _tail_rule_patterns(plan: NumericalPlan) -> list[tuple[bool, ...]]:
+    """Per side with tail terms, ``closed_tails`` with exactly that side's terms in closed form
+    (the lower side's first)."""
+    patterns = [
+        tuple(tail.lower == -sp.oo for tail in plan.tails),
+        tuple(tail.upper == sp.oo for tail in plan.tails),
+    ]
+    return [pattern for pattern in patterns if any(pattern)]
+
+
+def _flags(flags: tuple[bool, ...]) -> str:
+    """A tuple of booleans as Python source, (True, ) for one."""
+    return "(" + "".join(f"{flag}, " for flag in flags) + ")"
+
+
 def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
     closed_terms = plan.tails
     moments_body, term_names = _moments_body(closed_terms)
@@ -423,6 +458,7 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
     kinks = sorted({piece.upper for piece in plan.remainder[:-1]}, key=float)
     recorded = {c: (j, s) for c, j, s in plan.jumps}
     jumps = [(c, *recorded.get(c, (0, 0))) for c in kinks]
+    patterns = _tail_rule_patterns(plan)
     section = NUMERICAL_MOMENTS.substitute(
         kinks="np.array([" + ", ".join(_number(k) for k in kinks) + "])",
         jumps=_rows(jumps),
@@ -435,9 +471,13 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
         trapezoid_table=TRAPEZOID_TABLE.substitute(
             lower=_number(plan.limits[0]),
             upper=_number(plan.limits[1]),
-            step_flags="(" + "".join(f"{flag}, " for flag in plan.step_tails) + ")",
+            step_flags=_flags(plan.step_tails),
         ) if plan.smooth else "",
         trapezoid_call=TRAPEZOID_CALL if plan.smooth else "",
+        tail_rule_patterns="(" + "".join(f"{_flags(p)}, " for p in patterns) + ")",
+        tail_rule_calls="".join(
+            TAIL_RULE_CALL.substitute(index=index) for index in range(len(patterns))
+        ),
         split_name="_split_moments" if plan.smooth else "_tilted_moments",
     )
     steps = [f"    {term.describe()}" for term in closed_terms] or ["    (none)"]
@@ -456,7 +496,10 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
         "in closed form where the bulk of z is far from their kink (elsewhere they are",
         "integrated with the remainder),",
         *steps,
-        "and a remainder ρ(u) that decays on both sides, integrated numerically: by a fixed",
+        "and a remainder ρ(u) that decays on both sides, integrated numerically: in a deep",
+        "tail (one side's terms in closed form, the Gaussian negligible at ρ's kinks) by the",
+        "trapezoidal rule in u with ρ tabulated at import, accepted where the sum over every",
+        "other node agrees to 1e-5 of the summed |integrand|; else by a fixed",
         "Gauss–Legendre rule in u on [−16, 16] with ρ tabulated at its nodes, accepted where a",
         "rule with half the nodes agrees to 1e-11 and the integrand has decayed at the ends;",
         "elsewhere over z ~ N(0, 1) by adaptive Gauss–Legendre quadrature on panels placed at",
