@@ -150,13 +150,14 @@ _TAIL_RULE_TABLES = tuple(
 
 
 @numba.njit(cache=True)
-def _panel(r, b, closed_tails, centre, lower, upper):
+def _panel(r, b, closed_tails, centre, lower, upper, sums, scale):
     """Gauss–Legendre sums over z in [lower, upper] of
-    φ(z)·(ρ, ρ', ρ'', (z − centre)²ρ, zρ, (1 − z²)ρ), u = rz + b, and of their absolute values."""
+    φ(z)·(ρ, ρ', ρ'', (z − centre)²ρ, zρ, (1 − z²)ρ), u = rz + b, into ``sums``, and of their
+    absolute values into ``scale``."""
     half = 0.5 * (upper - lower)
     middle = 0.5 * (upper + lower)
-    sums = np.zeros(6)
-    scale = np.zeros(6)
+    sums[:] = 0.0
+    scale[:] = 0.0
     for k in range(runtime.GL_NODES.size):
         z = middle + half * runtime.GL_NODES[k]
         weight = half * runtime.GL_WEIGHTS[k] * special.normal_pdf(z)
@@ -167,7 +168,6 @@ def _panel(r, b, closed_tails, centre, lower, upper):
         for j in range(6):
             sums[j] += weight * terms[j]
             scale[j] += weight * abs(terms[j])
-    return sums, scale
 
 
 @numba.njit(cache=True)
@@ -205,31 +205,39 @@ def _remainder_sums(r, b, closed_tails, jumps, step):
 
 @numba.njit(cache=True)
 def _adaptive_remainder_sums(r, b, closed_tails):
-    """``_remainder_sums`` by adaptive Gauss–Legendre quadrature in z (r > 0)."""
+    """``_remainder_sums`` by adaptive Gauss–Legendre quadrature in z (r > 0). A panel is
+    bisected until its halves agree with it; the stack keeps each panel's sums, so a half
+    is summed once, as a half, and not again as a whole."""
     edges = runtime.quadrature_edges(r, b, REMAINDER_KINKS)
     # A coarse pass fixes the centre for the second moment and the scale of each component.
     coarse = np.zeros(6)
     magnitude = np.zeros(6)
+    sums = np.empty(6)
+    scale = np.empty(6)
     for i in range(edges.size - 1):
-        sums, scale = _panel(r, b, closed_tails, 0.0, edges[i], edges[i + 1])
+        _panel(r, b, closed_tails, 0.0, edges[i], edges[i + 1], sums, scale)
         coarse += sums
         magnitude += scale
     centre = coarse[4] / coarse[0] if coarse[0] != 0.0 else 0.0
     stack_lower = np.empty(MAX_PANELS)
     stack_upper = np.empty(MAX_PANELS)
+    stack_sums = np.empty((MAX_PANELS, 6))  # each panel's sums, about the centre
     size = 0
     for i in range(edges.size - 1):
         stack_lower[size] = edges[i]
         stack_upper[size] = edges[i + 1]
+        _panel(r, b, closed_tails, centre, edges[i], edges[i + 1], stack_sums[size], scale)
         size += 1
     total = np.zeros(6)
+    left = np.empty(6)
+    right = np.empty(6)
     while size > 0:
         size -= 1
         lower, upper = stack_lower[size], stack_upper[size]
-        whole, _ = _panel(r, b, closed_tails, centre, lower, upper)
+        whole = stack_sums[size]
         middle = 0.5 * (lower + upper)
-        left, _ = _panel(r, b, closed_tails, centre, lower, middle)
-        right, _ = _panel(r, b, closed_tails, centre, middle, upper)
+        _panel(r, b, closed_tails, centre, lower, middle, left, scale)
+        _panel(r, b, closed_tails, centre, middle, upper, right, scale)
         converged = True
         for j in range(6):
             if abs(left[j] + right[j] - whole[j]) > QUADRATURE_TOLERANCE * magnitude[j]:
@@ -239,6 +247,8 @@ def _adaptive_remainder_sums(r, b, closed_tails):
         else:
             stack_lower[size], stack_upper[size] = lower, middle
             stack_lower[size + 1], stack_upper[size + 1] = middle, upper
+            stack_sums[size] = left
+            stack_sums[size + 1] = right
             size += 2
     return total, magnitude, centre
 
