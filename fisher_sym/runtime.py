@@ -882,7 +882,7 @@ def tail_rule_remainder_sums(r, b, table, kinks, step):
         h = spacing * stride  # the coarsest step the rule may have taken
         largest = levels[3, offsets[0]]  # the upper envelope at the first node: max |ρ^(j)|
         total, mean, variance, one_minus_variance = step
-        spread = abs(mean) + math.sqrt(variance)
+        spread = abs(mean) + math.sqrt(max(variance, 0.0))
         parts = (total, total * spread / r, total * abs(one_minus_variance) / (r * r),
                  total * variance, total * spread, total * abs(one_minus_variance))
         # the sums add_remainder uses: ρ, (z − c)²ρ, and its Stein or direct forms
