@@ -402,9 +402,11 @@ def numerical_plan(phi: sp.Expr, reason: str) -> NumericalPlan:
     from fisher_sym.stable import one_sided
 
     g = derivative_squared(phi)
+    g_pieces = pieces(g)
     limits = {}
     for side, infinity in ((True, sp.oo), (False, -sp.oo)):
-        limit = sp.limit(g, U, infinity)
+        outermost = g_pieces[-1] if side else g_pieces[0]
+        limit = sp.limit(outermost.expression, U, infinity)
         if not limit.is_finite:
             raise ActivationError(
                 f"φ'(u)² has no finite limit as u → {infinity} and no closed form ({reason})"
@@ -417,7 +419,6 @@ def numerical_plan(phi: sp.Expr, reason: str) -> NumericalPlan:
             tails.append(GaussianTerm(lower, upper, (limits[side],), zero, zero, zero))
             tail_forms.append((limits[side], zero, zero))
     remainder = []
-    g_pieces = pieces(g)
     for piece in g_pieces:
         bounds = [piece.lower, piece.upper]
         if piece.lower < 0 < piece.upper:

@@ -527,3 +527,32 @@ def test_smooth_step_term_matches_quadrature(r, b, side):
     assert abs(got_mean - mean) <= 1e-13 * (abs(mean) + mpmath.sqrt(variance))
     assert relative_error(got_variance, variance) <= 1e-13
     assert relative_error(got_one_minus, 1 - variance) <= 1e-12
+
+
+def test_piecewise_activation_without_a_closed_form_matches_high_precision(tmp_path):
+    """A user activation with a kink away from 0 and no closed form: tanh below u = 1, its
+    tangent line above. The step term of φ'² on u > 0 spans two pieces of ρ, (0, 1) and
+    (1, ∞); where the kernel integrates it with ρ (b near its kink at 0) both pieces must get
+    it back. Blocks to 1e-12 and coefficients to 1e-10 of 40-digit mpmath, on either side of
+    both kinks and in the deep lower tail."""
+    import importlib.util
+
+    from derive.cli import main
+
+    expression = "Piecewise((tanh(u), u < 1), (tanh(1) + (u - 1)/cosh(1)**2, True))"
+    assert main(["--expr", expression, "--name", "kinked_tanh", "--out", str(tmp_path)]) == 0
+    spec = importlib.util.spec_from_file_location("kinked_tanh", tmp_path / "kinked_tanh.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    phi = sp.sympify(module.EXPRESSION, locals={"u": U})
+    for r, b in [(0.05, 1.0), (0.3, 0.9), (1.0, 0.0), (2.0, 3.0), (0.5, -8.0), (1.0, -3.0),
+                 (0.0, 2.0)]:
+        got = module.fisher_blocks(r, b)
+        want = reference_blocks(phi, r, b)
+        for label, g, w in zip(("A00", "A0n", "Ann"), got, want, strict=True):
+            assert_close_where_normal(g, w, 1e-12, f"{label} at r={r}, b={b}")
+    for r, b in [(0.05, 1.0), (1.0, 0.0)]:
+        got = module.inverse_coefficients(r, b, 1e-3)
+        want = reference.inverse_coefficients_of(phi, r, b, 1e-3)
+        for label, g, w in zip(("Abar00", "X", "Y", "Z"), got, want, strict=True):
+            assert_close_where_normal(g, w, 1e-10, f"{label} at r={r}, b={b}")

@@ -352,13 +352,20 @@ def _remainder_body(plan: NumericalPlan) -> str:
         assignments = print_assignments(
             ["value", "first", "second"], [piece.value, piece.first, piece.second]
         )
-        if any(e.has(exponential) for e in (piece.value, piece.first, piece.second)):
+        # The tail terms whose interval holds this piece (a step term on u > 0 spans every
+        # piece there): what ρ gets back when the kernel integrates them with it.
+        tails = [
+            (index, tail, forms)
+            for index, (tail, forms) in enumerate(zip(plan.tails, plan.tail_forms, strict=True))
+            if tail.lower <= piece.lower and piece.upper <= tail.upper
+        ]
+        expressions = [piece.value, piece.first, piece.second]
+        expressions += [form for _, _, forms in tails for form in forms]
+        if any(sp.sympify(e).has(exponential) for e in expressions):
             sign = "-" if piece.positive_side else ""
             lines.append(f"        {exponential} = math.exp({sign}u)")
         lines += [f"        {line}" for line in assignments]
-        for index, (tail, forms) in enumerate(zip(plan.tails, plan.tail_forms, strict=True)):
-            if (tail.lower, tail.upper) != (piece.lower, piece.upper):
-                continue
+        for index, tail, forms in tails:
             lines.append(f"        if not closed_tails[{index}]:  # tail {index}: {tail.describe()}")
             tail_lines = print_assignments(
                 ["value_tail", "first_tail", "second_tail"], list(forms), prefix="s"
