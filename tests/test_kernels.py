@@ -529,19 +529,27 @@ def test_smooth_step_term_matches_quadrature(r, b, side):
     assert relative_error(got_one_minus, 1 - variance) <= 1e-12
 
 
-def test_piecewise_activation_without_a_closed_form_matches_high_precision(tmp_path):
-    """A user activation with a kink away from 0 and no closed form: tanh below u = 1, its
-    tangent line above. The step term of φ'² on u > 0 spans two pieces of ρ, (0, 1) and
-    (1, ∞); where the kernel integrates it with ρ (b near its kink at 0) both pieces must get
-    it back. Blocks to 1e-12 and coefficients to 1e-10 of 40-digit mpmath, on either side of
-    both kinks and in the deep lower tail."""
+USER_NUMERICAL = {
+    # tanh below u = 1, its tangent line above: the step term of φ'² on u > 0 spans two pieces
+    # of ρ, (0, 1) and (1, ∞), and where the kernel integrates it with ρ (b near its kink at
+    # 0) both pieces must get it back
+    "kinked_tanh": "Piecewise((tanh(u), u < 1), (tanh(1) + (u - 1)/cosh(1)**2, True))",
+    # φ'² = 1/(1 + u²)² decays like a power: no tail terms at all
+    "atan": "atan(u)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(USER_NUMERICAL))
+def test_user_activation_without_a_closed_form_matches_high_precision(name, tmp_path):
+    """User activations on the numerical path that no built-in exercises (a kink away from 0,
+    no tail terms), derived into a fresh folder: blocks to 1e-12 and coefficients to 1e-10 of
+    40-digit mpmath, on either side of the kinks and in the tails."""
     import importlib.util
 
     from derive.cli import main
 
-    expression = "Piecewise((tanh(u), u < 1), (tanh(1) + (u - 1)/cosh(1)**2, True))"
-    assert main(["--expr", expression, "--name", "kinked_tanh", "--out", str(tmp_path)]) == 0
-    spec = importlib.util.spec_from_file_location("kinked_tanh", tmp_path / "kinked_tanh.py")
+    assert main(["--expr", USER_NUMERICAL[name], "--name", name, "--out", str(tmp_path)]) == 0
+    spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     phi = sp.sympify(module.EXPRESSION, locals={"u": U})

@@ -414,7 +414,10 @@ def _tail_switches(plan: NumericalPlan) -> str:
         lines.append(f"    if not closed_{index}:")
         lines.append(f"        term_{number} = runtime.EMPTY_TERM")
         flags.append(f"closed_{index}")
-    lines.append("    closed_tails = (" + "".join(f"{flag}, " for flag in flags) + ")")
+    if not flags:  # numba cannot type an index into (), even in a loop that never runs
+        lines.append("    closed_tails = (True, )  # no tail terms: a placeholder flag")
+    else:
+        lines.append("    closed_tails = (" + "".join(f"{flag}, " for flag in flags) + ")")
     return "\n".join(lines)
 
 
