@@ -406,8 +406,11 @@ def numerical_plan(phi: sp.Expr, reason: str) -> NumericalPlan:
     limits = {}
     for side, infinity in ((True, sp.oo), (False, -sp.oo)):
         outermost = g_pieces[-1] if side else g_pieces[0]
-        limit = sp.limit(outermost.expression, U, infinity)
-        if not limit.is_finite:
+        try:
+            limit = sp.limit(outermost.expression, U, infinity)
+        except (ValueError, TypeError, NotImplementedError):  # e.g. an oscillating φ'²
+            limit = sp.nan
+        if isinstance(limit, sp.AccumBounds) or not (limit.is_real and limit.is_finite):
             raise ActivationError(
                 f"φ'(u)² has no finite limit as u → {infinity} and no closed form ({reason})"
             )
