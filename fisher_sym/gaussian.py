@@ -113,12 +113,30 @@ class GaussianTerm:
 
 def derivative_squared(phi: sp.Expr) -> sp.Expr:
     """g(u) = φ'(u)², refusing activations whose derivative is not an ordinary function."""
-    derivative = sp.diff(phi, U)
+    derivative = _without_null_deltas(sp.diff(phi, U))
     if derivative.has(sp.DiracDelta):
         raise ActivationError("φ is discontinuous: its derivative has a Dirac delta")
     if derivative.has(sp.Derivative, sp.Subs):
         raise ActivationError(f"cannot differentiate {phi}")
     return derivative**2
+
+
+def _without_null_deltas(derivative: sp.Expr) -> sp.Expr:
+    """``derivative`` without its terms c(u)·δ(u − a) with c(a) = 0 (u·Heaviside(u) gives
+    u·δ(u), which is zero: φ is continuous there). Other deltas are kept, for the caller to
+    refuse."""
+    expanded = sp.expand(derivative)
+    for delta in expanded.atoms(sp.DiracDelta):
+        if len(delta.args) != 1 or not delta.args[0].is_polynomial(U):
+            continue
+        argument = sp.Poly(delta.args[0], U)
+        if argument.degree() != 1:
+            continue
+        root = sp.solve(delta.args[0], U)[0]
+        weight = expanded.coeff(delta)
+        if weight != 0 and not weight.has(sp.DiracDelta) and sp.simplify(weight.subs(U, root)) == 0:
+            expanded = expanded.subs(delta, 0)
+    return expanded if not expanded.has(sp.DiracDelta) else derivative
 
 
 def _as_piecewise(expression: sp.Expr) -> sp.Expr:

@@ -80,3 +80,25 @@ def test_param_names_the_module_and_is_recorded(tmp_path):
     assert path.name == "leaky_relu_negative_slope_0p2.py"
     assert "--param negative_slope=0.2" in path.read_text()
     assert main(["--check", "--out", str(tmp_path)]) == 0
+
+
+def test_a_continuous_product_with_heaviside_is_not_refused(tmp_path):
+    """u·Heaviside(u) is ReLU: the u·δ(u) in its derivative vanishes, so it is not refused as
+    discontinuous (u·Heaviside(u − 1), which jumps at 1, is), and its blocks are those of the
+    module derived from max(0, u)."""
+    import importlib.util
+
+    import numpy as np
+
+    from generated import relu
+
+    assert main(["--expr", "u*Heaviside(u)", "--name", "step_relu", "--out", str(tmp_path)]) == 0
+    spec = importlib.util.spec_from_file_location("step_relu", tmp_path / "step_relu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    r = np.array([0.0, 0.01, 0.5, 1.0, 3.0, 1e3])
+    b = np.array([0.5, -1.0, 0.3, -30.0, 2.0, 7.0])
+    for got, want in zip(module.fisher_blocks(r, b), relu.fisher_blocks(r, b), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=0.0)
+    result = run("--expr", "u*Heaviside(u - 1)", "--name", "jump", "--out", str(tmp_path))
+    assert result.returncode == 2 and "discontinuous" in result.stderr
