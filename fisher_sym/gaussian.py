@@ -118,7 +118,30 @@ def derivative_squared(phi: sp.Expr) -> sp.Expr:
         raise ActivationError("φ is discontinuous: its derivative has a Dirac delta")
     if derivative.has(sp.Derivative, sp.Subs):
         raise ActivationError(f"cannot differentiate {phi}")
+    _check_real_and_finite(derivative)
     return derivative**2
+
+
+def _check_real_and_finite(derivative: sp.Expr) -> None:
+    """Refuse a φ' that is not real and finite on the whole line (log u, 1/u, √u), piece by
+    piece between its kinks, wherever sympy can tell (where it cannot, as for GELU's φ', the
+    derivation goes on)."""
+    from sympy.calculus.util import continuous_domain
+
+    piecewise = _as_piecewise(derivative)
+    bounds = [-sp.oo, *_kinks(piecewise), sp.oo]
+    for lower, upper in zip(bounds[:-1], bounds[1:], strict=True):
+        interval = sp.Interval.open(lower, upper)
+        expression = _on_interval(piecewise, lower, upper)
+        try:
+            domain = continuous_domain(expression, U, interval)
+        except (NotImplementedError, ValueError, TypeError):
+            continue
+        if domain != interval:
+            raise ActivationError(
+                f"φ'(u) = {expression} is not real and finite on all of {interval} "
+                f"(only on {domain})"
+            )
 
 
 def _without_null_deltas(derivative: sp.Expr) -> sp.Expr:
