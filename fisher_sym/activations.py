@@ -10,6 +10,7 @@ ever passed to ``eval``.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ def builtin(name: str, parameters: dict[str, float] | None = None) -> Activation
         raise ActivationError(
             f"activation {name!r} has no parameter {', '.join(unknown)}; its parameters: {allowed}"
         )
+    for key, value in parameters.items():
+        if not math.isfinite(value):
+            raise ActivationError(f"parameter {key} must be a finite number, not {value!r}")
     values = {**entry.defaults, **parameters}
     expression = entry.build(**{key: _rational(value) for key, value in values.items()})
     changed = {key: value for key, value in sorted(values.items()) if value != entry.defaults[key]}
@@ -105,7 +109,9 @@ def builtin(name: str, parameters: dict[str, float] | None = None) -> Activation
 
 def _format_value(value: float) -> str:
     """A parameter value as it appears in a module name: 0.5 -> 0p5, -1 -> m1."""
-    text = repr(float(value)).rstrip("0").rstrip(".")
+    text = repr(float(value))
+    if "e" not in text:  # 1e+300 keeps its exponent's zeros
+        text = text.rstrip("0").rstrip(".")
     return text.replace("-", "m").replace(".", "p").replace("+", "")
 
 

@@ -104,3 +104,17 @@ def test_a_continuous_product_with_heaviside_is_not_refused(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-15, atol=0.0)
     result = run("--expr", "u*Heaviside(u - 1)", "--name", "jump", "--out", str(tmp_path))
     assert result.returncode == 2 and "discontinuous" in result.stderr
+
+
+def test_param_values_name_distinct_modules_and_must_be_finite(tmp_path):
+    """1e300 and 1e3 name different modules (the exponent's zeros were once stripped, so that
+    both wrote elu_alpha_1e3.py); a non-finite value is refused and writes nothing."""
+    from fisher_sym.activations import builtin
+
+    assert builtin("elu", {"alpha": 1e300}).name == "elu_alpha_1e300"
+    assert builtin("elu", {"alpha": 1e3}).name == "elu_alpha_1000"
+    assert builtin("elu", {"alpha": 1e-5}).name == "elu_alpha_1em05"
+    for value in ("nan", "inf", "-inf"):
+        result = run("--activation", "elu", "--param", f"alpha={value}", "--out", str(tmp_path))
+        assert result.returncode == 2 and "finite" in result.stderr, value
+    assert list(tmp_path.iterdir()) == []
