@@ -148,6 +148,8 @@ def _without_null_deltas(derivative: sp.Expr) -> sp.Expr:
     """``derivative`` without its terms c(u)·δ(u − a) with c(a) = 0 (u·Heaviside(u) gives
     u·δ(u), which is zero: φ is continuous there). Other deltas are kept, for the caller to
     refuse."""
+    if not derivative.has(sp.DiracDelta):
+        return derivative
     expanded = sp.expand(derivative)
     for delta in expanded.atoms(sp.DiracDelta):
         if len(delta.args) != 1 or not delta.args[0].is_polynomial(U):
