@@ -15,3 +15,17 @@ CLOSED_FORM_CASES = {
     "linear": U,
     "squared_relu": sp.Max(0, U) ** 2,
 }
+
+
+def derive_user_module(expression, name, folder):
+    """``python -m derive --expr EXPRESSION --name NAME --out FOLDER``, then the module it
+    wrote, imported from there."""
+    import importlib.util
+
+    from derive.cli import main
+
+    assert main(["--expr", expression, "--name", name, "--out", str(folder)]) == 0
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

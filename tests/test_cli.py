@@ -88,16 +88,12 @@ def test_a_continuous_product_with_heaviside_is_not_refused(tmp_path):
     """u·Heaviside(u) is ReLU: the u·δ(u) in its derivative vanishes, so it is not refused as
     discontinuous (u·Heaviside(u − 1), which jumps at 1, is), and its blocks are those of the
     module derived from max(0, u)."""
-    import importlib.util
-
     import numpy as np
 
     from generated import relu
+    from tests.activation_cases import derive_user_module
 
-    assert main(["--expr", "u*Heaviside(u)", "--name", "step_relu", "--out", str(tmp_path)]) == 0
-    spec = importlib.util.spec_from_file_location("step_relu", tmp_path / "step_relu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = derive_user_module("u*Heaviside(u)", "step_relu", tmp_path)
     r = np.array([0.0, 0.01, 0.5, 1.0, 3.0, 1e3])
     b = np.array([0.5, -1.0, 0.3, -30.0, 2.0, 7.0])
     for got, want in zip(module.fisher_blocks(r, b), relu.fisher_blocks(r, b), strict=True):

@@ -544,14 +544,9 @@ def test_user_activation_without_a_closed_form_matches_high_precision(name, tmp_
     """User activations on the numerical path that no built-in exercises (a kink away from 0,
     no tail terms), derived into a fresh folder: blocks to 1e-12 and coefficients to 1e-10 of
     40-digit mpmath, on either side of the kinks and in the tails."""
-    import importlib.util
+    from tests.activation_cases import derive_user_module
 
-    from derive.cli import main
-
-    assert main(["--expr", USER_NUMERICAL[name], "--name", name, "--out", str(tmp_path)]) == 0
-    spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = derive_user_module(USER_NUMERICAL[name], name, tmp_path)
     phi = sp.sympify(module.EXPRESSION, locals={"u": U})
     for r, b in [(0.05, 1.0), (0.3, 0.9), (1.0, 0.0), (2.0, 3.0), (0.5, -8.0), (1.0, -3.0),
                  (0.0, 2.0)]:
