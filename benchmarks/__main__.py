@@ -8,6 +8,7 @@ in turn, repeated), so that a background load shifts them alike; each time is th
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 import os
 import platform
@@ -35,18 +36,40 @@ SUMMARY = statistics.median
 MIN_REPEATS = 15
 
 
-#: Bytes read before each timed call to evict the caches: twice the largest L3 in sight.
-FLUSH_BYTES = 64 * 2**20
+#: The least read before each timed call to evict the caches (``flush_bytes``).
+MIN_FLUSH_BYTES = 64 * 2**20
 _FLUSH = {"buffer": None}
 
 
+def largest_cache_bytes():
+    """Bytes in the largest CPU cache the OS reports (Linux sysfs), or 0 where it reports none."""
+    sizes = [0]
+    for path in glob.glob("/sys/devices/system/cpu/cpu*/cache/index*/size"):
+        try:
+            with open(path) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        digits = text[:-1] if text[-1:] in "KMG" else text
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes)
+
+
+def flush_bytes():
+    """Bytes read to evict the caches: twice the largest cache the OS reports, at least
+    MIN_FLUSH_BYTES, so that the flush outgrows the cache whatever the machine."""
+    return max(MIN_FLUSH_BYTES, 2 * largest_cache_bytes())
+
+
 def flush_caches():
-    """Read FLUSH_BYTES: the caches then hold clean lines of this buffer only, so each timed
-    call starts with its arrays in memory and without the previous contender's dirty lines
-    to write back (which would bill it for the earlier call's writes), as in training, where
-    the forward and backward passes run between two updates."""
+    """Read ``flush_bytes()``: the caches then hold clean lines of this buffer only, so each
+    timed call starts with its arrays in memory and without the previous contender's dirty
+    lines to write back (which would bill it for the earlier call's writes), as in training,
+    where the forward and backward passes run between two updates."""
     if _FLUSH["buffer"] is None:
-        _FLUSH["buffer"] = np.ones(FLUSH_BYTES // 8)
+        _FLUSH["buffer"] = np.ones(flush_bytes() // 8)
     return kernels.read_all(_FLUSH["buffer"])
 
 
@@ -269,7 +292,8 @@ def machine():
     except (OSError, subprocess.CalledProcessError):
         cpu = platform.processor() or "?"
     return (
-        f"{cpu}; {platform.system()} {platform.release()}; Python {platform.python_version()}, "
+        f"{cpu}; cache flush {flush_bytes() / 2**20:.0f} MiB before each timed call; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
         f"NumPy {np.__version__}, numba {numba.__version__} "
         f"({numba.get_num_threads()} threads, threading layer {numba.threading_layer()})"
     )
