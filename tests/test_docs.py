@@ -93,6 +93,27 @@ def test_accuracy_table_is_recomputed_exactly():
     assert docs.render_activation_page(activation) == committed
 
 
+def test_docs_grid_waits_for_a_slow_reference_where_the_report_skips_it(monkeypatch):
+    """A page's table must not depend on the machine's speed: the docs grid runs the mpmath
+    reference without the report's time limit (a slow grid point, e.g. GELU or ELU at
+    r = 0.1, b = -30, takes about a minute here), and the limit itself works where it is set."""
+    import time
+
+    seen = {}
+
+    def accuracy(*args, **kwargs):
+        seen.update(kwargs)
+        return ROWS
+
+    monkeypatch.setattr(report, "accuracy", accuracy)
+    assert docs.compute_accuracy_rows(activations.builtin("relu")) == ROWS
+    assert seen == {"time_limit": None}
+    with report._time_limit(None):
+        time.sleep(0.2)  # not interrupted
+    with pytest.raises(report.ReferenceTimeout), report._time_limit(0.05):
+        time.sleep(2.0)
+
+
 def test_page_states_the_grid_and_reads_back_its_accuracy_rows():
     page = docs.render_activation_page(activations.builtin("relu"), ROWS)
     assert "r ∈ {0, 0.1, 1, 10, 10000} × b ∈ {-30, -1, 0, 1, 30}" in page
