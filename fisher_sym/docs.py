@@ -337,7 +337,7 @@ def _accuracy_section(activation: Activation, rows: dict[str, report.Worst]) -> 
     if skipped:
         lines += [
             "",
-            "Grid points without an mpmath reference, where its quadrature does not converge "
+            "Grid points without an mpmath reference, where it does not converge "
             f"(left out of the table): {'; '.join(skipped)}.",
         ]
     return lines
