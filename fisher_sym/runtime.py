@@ -39,10 +39,10 @@ TAIL_EDGE = 8.0
 
 
 def _runtime_fingerprint() -> str:
-    """A hash of the jitted code that generated modules call (this module, special, streaming)."""
+    """A hash of the jitted code that generated modules call (this module, special, row_passes)."""
     folder = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("runtime.py", "special.py", "streaming.py"):
+    for name in ("row_passes.py", "runtime.py", "special.py"):
         digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -944,7 +944,7 @@ def effective_jumps(jumps, tail_jumps, closed_tails):
 # - in the kernel itself, before its first write, the rest (``layer_argument_error``): lr and
 #   damping finite (damping ≥ 0), shapes, b and grad_b finite, no overlaps.
 # Non-finite values in W and grad_W are found by the kernel's single pass (see a generated
-# module's ``_row_sums``) and reported, with overflows, through a per-unit status that
+# module's ``_layer_kernel``) and reported, with overflows, through a per-unit status that
 # ``raise_for_layer_errors`` turns into errors, with the thorough checks' messages.
 
 import numbers  # noqa: E402  (used by check_learning_rate only)
@@ -1193,22 +1193,6 @@ def raise_for_layer_errors(argument_error, status, arrays, out=None, step=False,
         raise RuntimeError(f"layer argument check {argument_error} failed without a message")
     if status is not None:
         raise_for_row_status(status, step)
-
-
-#: Bytes of W and grad_W that one block of a layer kernel reads: well inside a core's L2, so
-#: that a block's rows are still in cache when they are written.
-LAYER_BLOCK_BYTES = 256 * 2**10
-#: At most this many units per block: enough to run the coefficients back to back, and
-#: blocks enough to share among the threads.
-LAYER_BLOCK_MAX_ROWS = 32
-
-
-@numba.njit(cache=True)
-def layer_block_rows(W):
-    """Units per block of a layer kernel over W (m, n): as many rows of W and grad_W as fit in
-    LAYER_BLOCK_BYTES, at least 1 and at most LAYER_BLOCK_MAX_ROWS."""
-    row_bytes = 2 * W.shape[1] * W.itemsize
-    return max(1, min(LAYER_BLOCK_MAX_ROWS, LAYER_BLOCK_BYTES // max(row_bytes, 1)))
 
 
 @functools.cache

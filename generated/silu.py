@@ -53,7 +53,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import runtime, special, streaming
+from fisher_sym import row_passes, runtime, special
 
 runtime.drop_stale_cache(__file__)
 
@@ -448,52 +448,6 @@ _ROW_OVERFLOW = 5
 _ROW_DEFERRED = 6
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract"})
-def _row_sums(w, g):
-    """(Σ w², Σ w·g, Σ g²) over one row, accumulated in float64 whatever the arrays' dtype.
-
-    ``reassoc`` lets LLVM split each sum into independent vector-width partial sums, so the
-    loop runs in SIMD registers instead of one dependent scalar add per element (numba leaves
-    LLVM's SLP vectoriser off, so explicitly unrolled partial sums would stay scalar), and
-    ``contract`` lets it fuse each product into its sum (FMA). No other fast-math flag: this
-    changes only the rounding of the float64 sums (their order, and one rounding less per
-    term), far below float32 resolution. NaN and ±inf still propagate (no nnan/ninf), and
-    a non-finite w_j or g_j always makes Σ w² or Σ w·g non-finite (w_j·NaN = NaN, 0·inf = NaN,
-    inf − inf = NaN): the inputs' finiteness check costs no extra pass (``_first_non_finite``
-    then says which array, on such a row only).
-    """
-    ww = 0.0
-    wg = 0.0
-    gg = 0.0
-    for j in range(w.size):
-        x = np.float64(w[j])
-        y = np.float64(g[j])
-        ww += x * x
-        wg += x * y
-        gg += y * y
-    return ww, wg, gg
-
-
-@numba.njit(cache=True)
-def _write_natural_gradient(w, g, out, Abar00, along_w):
-    """out = Abar00·g + along_w·w in the arrays' dtype, the coefficients rounded to it."""
-    a = w.dtype.type(Abar00)
-    c = w.dtype.type(along_w)
-    for j in range(w.size):
-        out[j] = a * g[j] + c * w[j]
-
-
-@numba.njit(cache=True)
-def _write_step(w, g, lr, Abar00, along_w):
-    """In place w = w − lr·(Abar00·g + along_w·w) in w's dtype, lr and the coefficients rounded
-    to it: exactly w − lr·nat_W with nat_W as ``_write_natural_gradient`` writes it."""
-    rate = w.dtype.type(lr)
-    a = w.dtype.type(Abar00)
-    c = w.dtype.type(along_w)
-    for j in range(w.size):
-        w[j] = w[j] - rate * (a * g[j] + c * w[j])
-
-
 @numba.njit(cache=True)
 def _first_non_finite(w, g):
     """_ROW_W_NOT_FINITE or _ROW_GRAD_W_NOT_FINITE if that row holds a NaN or ±inf, else _ROW_OK."""
@@ -608,21 +562,25 @@ def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streaming_min_bytes):
-    """Per unit i (parallel over blocks of ``runtime.layer_block_rows`` units): a status, and
+def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streaming_min_bytes,
+                  threads):
+    """Per unit i (parallel over units): a status, and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
     or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True).
     Returns (argument_error, status): ``runtime.layer_argument_error``, checked before anything
     is written (nothing is, if it is not 0), and the units' status codes, or None when every
     unit is _ROW_OK.
 
-    One read of W[i] and grad_W[i] from memory (``_row_sums``), the unit's coefficients, then
-    one write of the row while it is still in cache: the memory traffic of one triad. A block
-    is small enough to stay in cache between its passes (sums, coefficients, writes), and
-    its coefficients run one after another, while their code and constants are in cache.
-    Rows of a nat_W of ``streaming_min_bytes`` or more (``streaming.use_streaming_stores``)
-    are written with non-temporal stores, which skip the read of the lines they overwrite,
-    and fenced per block.
+    Each of the ``threads`` threads (``numba.get_num_threads()``, which compiled code cannot
+    call and still be cached) takes a run of consecutive units. It reads row i of W and grad_W from memory
+    for its sums (|w|², w·g, |g|²), evaluates the unit's coefficients, then writes row i,
+    still in cache, in the same loop that reads row i + 1 for its sums
+    (``row_passes.write_and_sum``): the memory traffic of one triad, with no pause in the
+    reads. A non-finite w_j or g_j makes Σ w² or Σ w·g non-finite, so the inputs' finiteness
+    check costs no extra pass (``_first_non_finite`` then says which array, on such a row
+    only). Rows of a nat_W of ``streaming_min_bytes`` or more
+    (``row_passes.use_streaming_stores``) are written with non-temporal stores, which skip the
+    read of the lines they overwrite, and fenced once per thread.
     """
     argument_error = runtime.layer_argument_error(
         W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
@@ -630,21 +588,20 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
     if argument_error:
         return argument_error, None
     limits = runtime.array_element_limits(W)
-    block_rows = runtime.layer_block_rows(W)
-    stream_rows = not step and streaming.use_streaming_stores(nat_W, streaming_min_bytes)
-    status = np.empty(W.shape[0], dtype=np.uint8)
+    if step:
+        write = row_passes.STEP
+    elif row_passes.use_streaming_stores(nat_W, streaming_min_bytes):
+        write = row_passes.STREAM
+    else:
+        write = row_passes.WRITE
     m = W.shape[0]
-    for block in numba.prange((m + block_rows - 1) // block_rows):
-        first = block * block_rows
-        last = min(m, first + block_rows)
-        # heads[k] = (Σ w², Σ w·g, Σ g²), then (mode, Abar00, along_w, value_b) of unit first + k
-        heads = np.empty((last - first, 4))
+    status = np.empty(m, dtype=np.uint8)
+    runs = min(m, threads)
+    for run in numba.prange(runs):
+        first = run * m // runs
+        last = (run + 1) * m // runs
+        ww, wg, gg = row_passes.row_sums(W[first], grad_W[first])
         for i in range(first, last):
-            heads[i - first, 0], heads[i - first, 1], heads[i - first, 2] = _row_sums(
-                W[i], grad_W[i]
-            )
-        for i in range(first, last):
-            ww, wg, gg = heads[i - first, 0], heads[i - first, 1], heads[i - first, 2]
             w_check = 0.0
             g_check = 0.0
             if not (math.isfinite(ww) and math.isfinite(wg)):
@@ -658,34 +615,32 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
                 damping, lr, step, limits,
             )
             status[i] = code
-            heads[i - first, 0] = mode
-            heads[i - first, 1] = Abar00
-            heads[i - first, 2] = along_w
-            heads[i - first, 3] = value_b
-        for i in range(first, last):
-            mode, Abar00, along_w = heads[i - first, 0], heads[i - first, 1], heads[i - first, 2]
             w = W[i]
             g = grad_W[i]
             out = w if step else nat_W[i]
+            has_next = i + 1 < last
+            following = i + 1 if has_next else i
+            written = False
             if mode == 1:
+                ww, wg, gg = row_passes.write_and_sum(
+                    w, g, out, W[following], grad_W[following], Abar00, along_w, lr, write,
+                    has_next,
+                )
+                written = True
+            else:
+                if mode == 2:
+                    written = _write_checked_row(w, g, lr, step, Abar00, along_w, out)
+                    if not written:
+                        status[i] = _ROW_OVERFLOW
+                if has_next:
+                    ww, wg, gg = row_passes.row_sums(W[following], grad_W[following])
+            if written:
                 if step:
-                    _write_step(w, g, lr, Abar00, along_w)
-                elif stream_rows:
-                    streaming.write_row(w, g, out, Abar00, along_w)
+                    b[i] = value_b
                 else:
-                    _write_natural_gradient(w, g, out, Abar00, along_w)
-            elif mode == 2:
-                if not _write_checked_row(w, g, lr, step, Abar00, along_w, out):
-                    status[i] = _ROW_OVERFLOW
-                    continue
-            else:
-                continue
-            if step:
-                b[i] = heads[i - first, 3]
-            else:
-                nat_b[i] = heads[i - first, 3]
-        if stream_rows:
-            streaming.fence()  # the block's streamed rows, ordered before the kernel returns
+                    nat_b[i] = value_b
+        if write == row_passes.STREAM:
+            row_passes.fence()  # the run's streamed rows, ordered before the kernel returns
     for i in range(m):
         if status[i] != _ROW_OK:
             return 0, status
@@ -745,7 +700,8 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     else:
         nat_W, nat_b = runtime.check_out(out, W, b)
     argument_error, status = _layer_kernel(
-        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, streaming.STREAMING_MIN_BYTES
+        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, row_passes.STREAMING_MIN_BYTES,
+        numba.get_num_threads(),
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
@@ -774,7 +730,8 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
         damping = runtime.check_damping(damping)
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
     argument_error, status = _layer_kernel(
-        W, b, grad_W, grad_b, damping, lr, True, W, b, streaming.STREAMING_MIN_BYTES
+        W, b, grad_W, grad_b, damping, lr, True, W, b, row_passes.STREAMING_MIN_BYTES,
+        numba.get_num_threads(),
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
@@ -928,7 +885,7 @@ def _cuda_build():
                     b[i] = head[3, ty]
                 else:
                     nat_b[i] = head[3, ty]
-            # in the arrays' dtype, as the CPU kernels' _write_natural_gradient, _write_step
+            # in the arrays' dtype, as the CPU kernels' row_passes.write_and_sum
             rate = W.dtype.type(lr)
             a = W.dtype.type(Abar00)
             c = W.dtype.type(along_w)

@@ -573,25 +573,37 @@ def test_importing_a_module_does_not_import_cuda_and_cuda_calls_say_why_they_can
     assert "NUMBA_ENABLE_CUDASIM=1" in report["message"] or "numba-cuda" in report["message"]
 
 
-def test_blocks_of_units_with_bad_rows_in_several_blocks_match_the_dense_solve():
-    """m = 70 units of n = 5: three blocks (the last one partial, runtime.layer_block_rows);
-    non-finite and overflowing units in different blocks are reported and left unchanged by the
-    step, and the units at the blocks' edges equal the dense solve of their blocks."""
-    from fisher_sym import runtime
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_units_split_into_runs_match_the_dense_solve_whatever_the_thread_count(threads):
+    """m = 70 units of n = 5 split into ``threads`` runs of consecutive units (each run writes
+    row i in the loop that sums row i + 1): every unit's result is the same bit for bit
+    whatever the split, non-finite and overflowing units are reported and left unchanged by
+    the step, including at a run's first and last unit, and the units at the runs' edges
+    equal the dense solve of their blocks."""
     from tests.test_kernels import dense_reference, load
 
     W, b, grad_W, grad_b = layer(70, 5, np.float64, seed=5)
-    assert runtime.layer_block_rows(W) == 32
-    W[33, 2] = np.inf  # second block
-    W[65], b[65], grad_W[65], grad_b[65] = [1.0, 0, 0, 0, 0], -37.5, 1e3, 1e3  # third: overflow
+    W[33, 2] = np.inf
+    W[65], b[65], grad_W[65], grad_b[65] = [1.0, 0, 0, 0, 0], -37.5, 1e3, 1e3  # overflow
+    W[23, 0] = np.nan  # the first unit of the second of three runs
+    edges = sorted({k * 70 // threads for k in range(threads + 1)} - {70})
+    first_units = [i for i in edges if i not in (23, 33, 65)]
+    last_units = [i - 1 for i in edges[1:] + [70] if i - 1 not in (23, 33, 65)]
+
+    def step(W, b):
+        status = relu._layer_kernel(W, b, grad_W, grad_b, 0.0, 0.1, True, W, b,
+                                    2**62, threads)[1]
+        return np.flatnonzero(status)
+
     W_step, b_step = W.copy(), b.copy()
-    with pytest.raises(ValueError, match="W has non-finite values \\(units 33\\)"):
-        relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, 0.1)
-    np.testing.assert_array_equal(W_step[[33, 65]], W[[33, 65]])
-    np.testing.assert_array_equal(b_step[[33, 65]], b[[33, 65]])
-    others = np.setdiff1d(np.arange(70), [2, 33, 65])  # 2: a dead unit, its step is 0
-    assert np.all(W_step[others] != W[others])
-    good = [0, 31, 32, 34, 63, 64, 66, 69]
+    assert list(step(W_step, b_step)) == [23, 33, 65]
+    np.testing.assert_array_equal(W_step[[23, 33, 65]], W[[23, 33, 65]])
+    np.testing.assert_array_equal(b_step[[23, 33, 65]], b[[23, 33, 65]])
+    W_one, b_one = W.copy(), b.copy()
+    relu._layer_kernel(W_one, b_one, grad_W, grad_b, 0.0, 0.1, True, W_one, b_one, 2**62, 1)
+    np.testing.assert_array_equal(W_step, W_one)
+    np.testing.assert_array_equal(b_step, b_one)
+    good = [i for i in sorted(set(first_units + last_units)) if i != 2]  # 2: a dead unit
     _, phi = load("relu")
     want_W, want_b = dense_reference(phi, W[good], b[good], grad_W[good], grad_b[good], 0.0)
     got_W = (W[good] - W_step[good]) / 0.1
@@ -599,6 +611,8 @@ def test_blocks_of_units_with_bad_rows_in_several_blocks_match_the_dense_solve()
     scale = np.linalg.norm(np.concatenate([want_W, want_b[:, None]], axis=1), axis=1)
     assert np.all(np.abs(got_W - want_W).max(axis=1) <= 1e-8 * scale)
     assert np.all(np.abs(got_b - want_b) <= 1e-8 * scale)
-    with pytest.raises(FloatingPointError, match="units 64:"):  # 65 once row 33 is gone
-        relu.natural_gradient(np.delete(W, 33, 0), np.delete(b, 33), np.delete(grad_W, 33, 0),
-                              np.delete(grad_b, 33))
+    with pytest.raises(ValueError, match="W has non-finite values \\(units 23, 33\\)"):
+        relu.natural_gradient_step(W.copy(), b.copy(), grad_W, grad_b, 0.1)
+    keep = np.setdiff1d(np.arange(70), [23, 33])
+    with pytest.raises(FloatingPointError, match="units 63:"):  # 65 once 23 and 33 are gone
+        relu.natural_gradient(W[keep], b[keep], grad_W[keep], grad_b[keep])

@@ -48,7 +48,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import runtime, special, streaming
+from fisher_sym import row_passes, runtime, special
 
 runtime.drop_stale_cache(__file__)
 

@@ -149,7 +149,7 @@ def _cuda_build():
                     b[i] = head[3, ty]
                 else:
                     nat_b[i] = head[3, ty]
-            # in the arrays' dtype, as the CPU kernels' _write_natural_gradient, _write_step
+            # in the arrays' dtype, as the CPU kernels' row_passes.write_and_sum
             rate = W.dtype.type(lr)
             a = W.dtype.type(Abar00)
             c = W.dtype.type(along_w)

@@ -1,0 +1,231 @@
+"""The CPU layer kernels' passes over rows: each row's write in the same loop as the next
+row's sums.
+
+A unit's row can be written only once its sums (|w|², w·g, |g|²) are known, so a kernel that
+sums a row and then writes it leaves memory idle during the write, which reads the row back
+from cache. ``write_and_sum`` writes row i while it sums row i + 1 in one loop, so that the
+reads from memory never stop: on the machine of docs/benchmarks.md this took the step from
+1.3–1.8 to 1.2–1.6 times a plain SGD step, and natural_gradient from 0.64–1.05 to 0.80–1.17 of
+the triad bound.
+
+numba's loops cannot do this and stay vectorised (the sums need reassociation, the write must
+not have it), so the loop is emitted in LLVM IR, one 64-byte line of each array per step:
+
+- sums: Σ w², Σ w·g, Σ g² in float64 (float32 lines widened), one vector accumulator of
+  line-width lanes per sum, products fused into the sums where the target has FMA, then the
+  lanes added in order and the elements past the last whole line one by one. The order
+  depends on the row length only, so every kernel gets the same sums bit for bit.
+  NaN and ±inf propagate: a non-finite w_j or g_j always makes Σ w² or Σ w·g non-finite.
+- writes, in the arrays' dtype with a, c and rate rounded to it, the same operations in the
+  same order as ``write_element``, so the vector and scalar parts give identical bits:
+  WRITE/STREAM: out = a·g + c·w;  STEP: out = w − rate·(a·g + c·w) (out is w for the step).
+
+STREAM writes whole 64-byte lines of ``out`` with non-temporal stores, which skip the read of
+the line they overwrite and leave it out of the caches: the right store for a result too large
+to stay there (``use_streaming_stores``). They are weakly ordered, so a writer fences
+(``fence``) before anything else reads its rows. Where the target has no non-temporal store,
+LLVM emits an ordinary one.
+"""
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+#: Bytes in a cache line: one step of the loop, and the unit of a non-temporal store.
+LINE_BYTES = 64
+#: Outputs at least this large are written with non-temporal stores. Below it, with the
+#: inputs still in cache, plain stores were faster, the next read of the result included;
+#: from 4 MiB on streaming was faster in every case measured (docs/benchmarks.md).
+STREAMING_MIN_BYTES = 4 * 2**20
+
+#: How ``write_and_sum`` writes its row: not at all, out = a·g + c·w with plain or
+#: non-temporal stores, or in place w = w − rate·(a·g + c·w).
+NO_WRITE = 0
+WRITE = 1
+STREAM = 2
+STEP = 3
+
+
+def _lines(step, nontemporal):
+    """An intrinsic (w, g, out, next_w, next_g, write_start, write_lines, sum_lines, a, c,
+    rate) -> (Σ w², Σ w·g, Σ g²) of next_w, next_g over its first ``sum_lines`` lines, which
+    writes ``write_lines`` lines of out from element ``write_start`` on (see the module)."""
+
+    @intrinsic
+    def lines(typingctx, w, g, out, next_w, next_g, write_start, write_lines, sum_lines, a, c,
+              rate):
+        arrays = (w, g, out, next_w, next_g)
+        if not all(array.dtype == w.dtype for array in arrays) or w.dtype not in (
+            types.float32, types.float64
+        ):
+            return None
+
+        def codegen(context, builder, signature, args):
+            w_value, g_value, out_value, next_w_value, next_g_value = args[:5]
+            start, write_count, sum_count, a_value, c_value, rate_value = args[5:]
+            element = context.get_value_type(w.dtype)
+            itemsize = context.get_abi_sizeof(element)
+            lanes = LINE_BYTES // itemsize
+            vector = ir.VectorType(element, lanes)
+            wide = ir.VectorType(ir.DoubleType(), lanes)
+            narrow = w.dtype != types.float64
+            index_type = start.type
+
+            def line(array_type, array_value, index):
+                array = context.make_array(array_type)(context, builder, array_value)
+                pointer = cgutils.get_item_pointer(
+                    context, builder, array_type, array, [index], wraparound=False
+                )
+                return builder.bitcast(pointer, vector.as_pointer())
+
+            def splat(scalar):
+                if narrow:
+                    scalar = builder.fptrunc(scalar, element)
+                value = ir.Constant(vector, ir.Undefined)
+                for lane in range(lanes):
+                    value = builder.insert_element(value, scalar, ir.Constant(ir.IntType(32), lane))
+                return value
+
+            a_lines, c_lines, rate_lines = splat(a_value), splat(c_value), splat(rate_value)
+            sums = [cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * lanes))
+                    for _ in range(3)]
+
+            def sum_line(k):
+                at = builder.mul(k, ir.Constant(index_type, lanes))
+                x = builder.load(line(next_w, next_w_value, at), align=itemsize)
+                y = builder.load(line(next_g, next_g_value, at), align=itemsize)
+                if narrow:
+                    x, y = builder.fpext(x, wide), builder.fpext(y, wide)
+                for total, (p, q) in zip(sums, ((x, x), (x, y), (y, y))):
+                    product = builder.fmul(p, q, flags=("contract",))
+                    builder.store(builder.fadd(builder.load(total), product, flags=("contract",)),
+                                  total)
+
+            def write_line(k):
+                at = builder.add(start, builder.mul(k, ir.Constant(index_type, lanes)))
+                x = builder.load(line(w, w_value, at), align=itemsize)
+                y = builder.load(line(g, g_value, at), align=itemsize)
+                value = builder.fadd(builder.fmul(a_lines, y), builder.fmul(c_lines, x))
+                if step:
+                    value = builder.fsub(x, builder.fmul(rate_lines, value))
+                store = builder.store(value, line(out, out_value, at),
+                                      align=LINE_BYTES if nontemporal else itemsize)
+                if nontemporal:
+                    one = ir.Constant(ir.IntType(32), 1)
+                    store.set_metadata("nontemporal", builder.module.add_metadata([one]))
+
+            # Lines [0, both) in one loop; then whichever of the two has lines left. Each sum
+            # adds its lines in order, whichever loop they fall in.
+            both = builder.select(builder.icmp_signed("<", write_count, sum_count),
+                                  write_count, sum_count)
+            with cgutils.for_range(builder, both) as loop:
+                sum_line(loop.index)
+                write_line(loop.index)
+            one = ir.Constant(index_type, 1)
+            with cgutils.for_range_slice(builder, both, write_count, one) as (k, _):
+                write_line(k)
+            with cgutils.for_range_slice(builder, both, sum_count, one) as (k, _):
+                sum_line(k)
+
+            results = []
+            for total in sums:
+                value = builder.load(total)
+                result = builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+                for lane in range(1, lanes):
+                    lane_value = builder.extract_element(value, ir.Constant(ir.IntType(32), lane))
+                    result = builder.fadd(result, lane_value)
+                results.append(result)
+            return context.make_tuple(builder, signature.return_type, results)
+
+        signature = types.UniTuple(types.float64, 3)(
+            w, g, out, next_w, next_g, types.intp, types.intp, types.intp,
+            types.float64, types.float64, types.float64,
+        )
+        return signature, codegen
+
+    return lines
+
+
+_write_lines = _lines(step=False, nontemporal=False)
+_stream_lines = _lines(step=False, nontemporal=True)
+_step_lines = _lines(step=True, nontemporal=False)
+
+
+@numba.njit(cache=True)
+def use_streaming_stores(out, min_bytes):
+    """Whether a layer kernel writes ``out`` with non-temporal stores: from ``min_bytes`` on
+    (``STREAMING_MIN_BYTES``, passed by the caller, as compiled code would freeze it)."""
+    return out.nbytes >= min_bytes
+
+
+@intrinsic
+def fence(typingctx):
+    """A sequentially consistent fence (mfence on x86): orders the non-temporal stores before it."""
+
+    def codegen(context, builder, signature, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@numba.njit(cache=True, inline="always")
+def write_element(w, g, out, j, a, c, rate, write):
+    """out[j] = a·g[j] + c·w[j], or w[j] − rate·(a·g[j] + c·w[j]) for STEP (a, c, rate already
+    in the dtype)."""
+    if write == STEP:
+        out[j] = w[j] - rate * (a * g[j] + c * w[j])
+    else:
+        out[j] = a * g[j] + c * w[j]
+
+
+@numba.njit(cache=True)
+def write_and_sum(w, g, out, next_w, next_g, a, c, rate, write, sum_next):
+    """Write one row as ``write`` says (NO_WRITE, WRITE, STREAM or STEP, with coefficients a, c
+    and learning rate ``rate``, rounded to the dtype) and, if ``sum_next``, return the sums
+    (Σ w², Σ w·g, Σ g²) of next_w, next_g in float64, in one loop ((0, 0, 0) otherwise).
+
+    All rows are C-contiguous 1-d arrays of one dtype, float32 or float64; out is w for STEP.
+    A STREAM caller fences (``fence``) before its rows are read.
+    """
+    n = w.size
+    lanes = LINE_BYTES // w.itemsize
+    head = 0  # elements written one by one before the first line
+    if write == STREAM:
+        address = out.ctypes.data
+        head = min(n, (-address) % LINE_BYTES // w.itemsize) if address % w.itemsize == 0 else n
+    write_lines = (n - head) // lanes if write != NO_WRITE else 0
+    sum_lines = next_w.size // lanes if sum_next else 0
+    if write == STREAM:
+        ww, wg, gg = _stream_lines(w, g, out, next_w, next_g, head, write_lines, sum_lines,
+                                   a, c, rate)
+    elif write == STEP:
+        ww, wg, gg = _step_lines(w, g, out, next_w, next_g, head, write_lines, sum_lines,
+                                 a, c, rate)
+    else:
+        ww, wg, gg = _write_lines(w, g, out, next_w, next_g, head, write_lines, sum_lines,
+                                  a, c, rate)
+    if sum_next:
+        for j in range(sum_lines * lanes, next_w.size):
+            x = np.float64(next_w[j])
+            y = np.float64(next_g[j])
+            ww += x * x
+            wg += x * y
+            gg += y * y
+    if write != NO_WRITE:
+        a_element = w.dtype.type(a)
+        c_element = w.dtype.type(c)
+        rate_element = w.dtype.type(rate)
+        for j in range(head):
+            write_element(w, g, out, j, a_element, c_element, rate_element, write)
+        for j in range(head + write_lines * lanes, n):
+            write_element(w, g, out, j, a_element, c_element, rate_element, write)
+    return ww, wg, gg
+
+
+@numba.njit(cache=True)
+def row_sums(w, g):
+    """(Σ w², Σ w·g, Σ g²) over one row in float64, the sums of ``write_and_sum``."""
+    return write_and_sum(w, g, w, w, g, 0.0, 0.0, 0.0, NO_WRITE, True)
