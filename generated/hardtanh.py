@@ -244,7 +244,7 @@ def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
 
 @numba.njit(parallel=True, cache=True)
 def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streaming_min_bytes,
-                  threads):
+                  runs):
     """Per unit i (parallel over units): a status, and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
     or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True).
@@ -252,8 +252,9 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
     is written (nothing is, if it is not 0), and the units' status codes, or None when every
     unit is _ROW_OK.
 
-    Each of the ``threads`` threads (``numba.get_num_threads()``, which compiled code cannot
-    call and still be cached) takes a run of consecutive units. It reads row i of W and grad_W from memory
+    The units are split into ``runs`` runs of consecutive units, one per thread that numba
+    launches (``numba.config.NUMBA_NUM_THREADS``; with fewer active threads each takes whole
+    runs). It reads row i of W and grad_W from memory
     for its sums (|w|², w·g, |g|²), evaluates the unit's coefficients, then writes row i,
     still in cache, in the same loop that reads row i + 1 for its sums
     (``row_passes.write_and_sum``): the memory traffic of one triad, with no pause in the
@@ -277,7 +278,7 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
         write = row_passes.WRITE
     m = W.shape[0]
     status = np.empty(m, dtype=np.uint8)
-    runs = min(m, threads)
+    runs = min(m, runs)
     for run in numba.prange(runs):
         first = run * m // runs
         last = (run + 1) * m // runs
@@ -382,7 +383,7 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
         nat_W, nat_b = runtime.check_out(out, W, b)
     argument_error, status = _layer_kernel(
         W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, row_passes.STREAMING_MIN_BYTES,
-        numba.get_num_threads(),
+        numba.config.NUMBA_NUM_THREADS,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
@@ -412,7 +413,7 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
     argument_error, status = _layer_kernel(
         W, b, grad_W, grad_b, damping, lr, True, W, b, row_passes.STREAMING_MIN_BYTES,
-        numba.get_num_threads(),
+        numba.config.NUMBA_NUM_THREADS,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
