@@ -4,9 +4,11 @@ row's sums.
 A unit's row can be written only once its sums (|w|², w·g, |g|²) are known, so a kernel that
 sums a row and then writes it leaves memory idle during the write, which reads the row back
 from cache. ``write_and_sum`` writes row i while it sums row i + 1 in one loop, so that the
-reads from memory never stop: on the machine of docs/benchmarks.md this took the step from
-1.3–1.8 to 1.2–1.6 times a plain SGD step, and natural_gradient from 0.64–1.05 to 0.80–1.17 of
-the triad bound.
+reads from memory never stop. Against the earlier loop (sums of a block of rows, then their
+writes), in same-run comparisons on the machine of docs/benchmarks.md, natural_gradient came
+0.01–0.18 of the triad bound closer in 23 of 24 pairs, and the step 0.04–0.24 of an SGD step
+faster in 14 of 16 pairs at n = 1024 and in float32; in float64 at n ≥ 4096, where two rows
+no longer fit in L1, it was no faster.
 
 numba's loops cannot do this and stay vectorised (the sums need reassociation, the write must
 not have it), so the loop is emitted in LLVM IR, one 64-byte line of each array per step:
@@ -98,7 +100,7 @@ def _lines(step, nontemporal):
                 y = builder.load(line(next_g, next_g_value, at), align=itemsize)
                 if narrow:
                     x, y = builder.fpext(x, wide), builder.fpext(y, wide)
-                for total, (p, q) in zip(sums, ((x, x), (x, y), (y, y))):
+                for total, (p, q) in zip(sums, ((x, x), (x, y), (y, y)), strict=True):
                     product = builder.fmul(p, q, flags=("contract",))
                     builder.store(builder.fadd(builder.load(total), product, flags=("contract",)),
                                   total)

@@ -245,7 +245,7 @@ def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
 @numba.njit(parallel=True, cache=True)
 def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streaming_min_bytes,
                   runs):
-    """Per unit i (parallel over units): a status, and
+    """Per unit i (in parallel runs of units): a status, and
     (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
     or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True).
     Returns (argument_error, status): ``runtime.layer_argument_error``, checked before anything
@@ -253,16 +253,15 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
     unit is _ROW_OK.
 
     The units are split into ``runs`` runs of consecutive units, one per thread that numba
-    launches (``numba.config.NUMBA_NUM_THREADS``; with fewer active threads each takes whole
-    runs). It reads row i of W and grad_W from memory
-    for its sums (|w|², w·g, |g|²), evaluates the unit's coefficients, then writes row i,
-    still in cache, in the same loop that reads row i + 1 for its sums
-    (``row_passes.write_and_sum``): the memory traffic of one triad, with no pause in the
-    reads. A non-finite w_j or g_j makes Σ w² or Σ w·g non-finite, so the inputs' finiteness
-    check costs no extra pass (``_first_non_finite`` then says which array, on such a row
-    only). Rows of a nat_W of ``streaming_min_bytes`` or more
-    (``row_passes.use_streaming_stores``) are written with non-temporal stores, which skip the
-    read of the lines they overwrite, and fenced once per thread.
+    launches (``numba.config.NUMBA_NUM_THREADS``; with fewer active threads, one takes whole
+    runs). A run reads row i of W and grad_W from memory for its sums (|w|², w·g, |g|²),
+    evaluates the unit's coefficients, then writes row i, still in cache, in the same loop
+    that reads row i + 1 for its sums (``row_passes.write_and_sum``): the memory traffic of
+    one triad, with no pause in the reads. A non-finite w_j or g_j makes Σ w² or Σ w·g
+    non-finite, so the inputs' finiteness check costs no extra pass (``_first_non_finite``
+    then says which array, on such a row only). Rows of a nat_W of ``streaming_min_bytes`` or
+    more (``row_passes.use_streaming_stores``) are written with non-temporal stores, which
+    skip the read of the lines they overwrite, and fenced once per run.
     """
     argument_error = runtime.layer_argument_error(
         W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
