@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from benchmarks import kernels
+from fisher_sym import row_passes
 from generated import relu
 
 SHAPES = ((256, 256), (1024, 1024), (4096, 4096), (1024, 16384))
@@ -117,12 +118,20 @@ def cpu_row(m, n, dtype, min_time, max_repeats):
     a, x, y = nat_W.ravel(), W.ravel(), grad_W.ravel()
     scalar = dtype(0.5)
     lr = dtype(LR)
+    totals = np.empty(numba.config.NUMBA_NUM_THREADS)  # one run per thread, as the kernels
+    write = (row_passes.STREAM
+             if row_passes.use_streaming_stores(nat_W, row_passes.STREAMING_MIN_BYTES)
+             else row_passes.WRITE)
     contenders = {
         "triad": lambda: kernels.triad(a, x, y, scalar),
         "nat_out": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING, out=(nat_W, nat_b)),
         "nat_alloc": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING),
         "step": lambda: relu.natural_gradient_step(W_step, b_step, grad_W, grad_b, LR, DAMPING),
         "sgd_numba": lambda: kernels.sgd_step(W_sgd, grad_W, lr),
+        "loop_out": lambda: kernels.bare_row_pipeline(W, grad_W, nat_W, write, LR, totals),
+        "loop_step": lambda: kernels.bare_row_pipeline(
+            W_step, grad_W, W_step, row_passes.STEP, LR, totals
+        ),
         "sgd_numpy": lambda: kernels.numpy_sgd_step(W_np, grad_W, lr),
         "numpy_closed_form": lambda: kernels.numpy_relu_natural_gradient(
             W, b, grad_W, grad_b, DAMPING
@@ -362,6 +371,22 @@ def main(argv=None):
             f"{ms['sgd_numpy']:.3f} | {row['step'] / row['sgd_numpy']:.2f} | "
             f"{ms['numpy_closed_form']:.3f} | {row['numpy_closed_form'] / row['nat_out']:.1f} | "
             f"{row['disagreement']:.0e} |"
+        )
+
+    print("\nThe kernels' loop over rows alone, from the same rounds: each row written with "
+          "fixed coefficients in the loop that sums the next, no coefficients, checks or Python "
+          "entry (kernels.bare_row_pipeline). What natural_gradient and the step spend beyond "
+          "it is theirs; what it spends beyond the triad or the SGD step is the two passes over "
+          "each row.\n")
+    print("| m × n | dtype | loop (out=) ms | of bound | natural_gradient(out=) / loop | "
+          "loop (step) ms | loop (step)/SGD numba | step / loop (step) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['m']} × {row['n']} | {row['dtype']} | {row['loop_out'] * 1e3:.3f} | "
+            f"{row['triad'] / row['loop_out']:.2f} | {row['nat_out'] / row['loop_out']:.2f} | "
+            f"{row['loop_step'] * 1e3:.3f} | {row['loop_step'] / row['sgd_numba']:.2f} | "
+            f"{row['step'] / row['loop_step']:.2f} |"
         )
 
     print("\nExact per-unit inverse by a batched dense solve (numpy.linalg.solve on the stacked "

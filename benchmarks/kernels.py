@@ -1,5 +1,6 @@
-"""Baseline kernels timed beside the generated ones: the STREAM triad and plain SGD steps,
-and the same closed form written by hand in vectorised NumPy."""
+"""Baseline kernels timed beside the generated ones: the STREAM triad, plain SGD steps, the
+layer kernels' loop over rows alone, and the same closed form written by hand in vectorised
+NumPy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import math
 
 import numba
 import numpy as np
+
+from fisher_sym import row_passes
 
 
 @numba.njit(parallel=True, cache=True)
@@ -33,6 +36,33 @@ def read_all(buffer):
     for i in numba.prange(buffer.size):
         total += buffer[i]
     return total
+
+
+@numba.njit(parallel=True, cache=True)
+def bare_row_pipeline(W, grad_W, out, write, lr, totals):
+    """The layer kernels' loop over rows alone, with fixed coefficients a = 1/2, c = 1/4:
+    ``totals.size`` runs of consecutive rows in parallel, each row written (out = a·grad_w +
+    c·w, or for ``write`` = STEP w −= lr·(a·grad_w + c·w)) in the loop that sums the next
+    (``row_passes.write_and_sum``), as in the kernels, but without their coefficients, checks
+    and Python entry: what the two passes over each row cost by themselves. Each run's total
+    of the row sums goes to ``totals`` (so that the sums are computed)."""
+    m = W.shape[0]
+    runs = min(m, totals.size)
+    for run in numba.prange(runs):
+        first = run * m // runs
+        last = (run + 1) * m // runs
+        total = 0.0
+        ww, wg, gg = row_passes.row_sums(W[first], grad_W[first])
+        for i in range(first, last):
+            total += ww + wg + gg
+            following = min(i + 1, last - 1)
+            ww, wg, gg = row_passes.write_and_sum(
+                W[i], grad_W[i], out[i], W[following], grad_W[following], 0.5, 0.25, lr, write,
+                i + 1 < last,
+            )
+        totals[run] = total
+        if write == row_passes.STREAM:
+            row_passes.fence()
 
 
 def numpy_sgd_step(W, grad_W, lr):
