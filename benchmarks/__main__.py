@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from benchmarks import kernels
-from fisher_sym import row_passes
+from fisher_sym import activations, row_passes
 from generated import relu
 
 SHAPES = ((256, 256), (1024, 1024), (4096, 4096), (1024, 16384))
@@ -289,6 +289,68 @@ def coefficient_rows(min_time, max_repeats, m=1024, n=1024):
     return rows
 
 
+#: The stress grid of ``stress_rows``: r and |b| from 1e-300 to 1e300 (and 0), both signs of b.
+STRESS_EXPONENTS = (-300, -200, -100, -50, -20, -12, -8, -5, -3, -1, 0, 1, 2, 3, 5, 8, 12, 20,
+                    50, 100, 155, 200, 300)
+STRESS_COPIES = 16
+
+
+def stress_grid():
+    """(r, b) over the stress grid: r ∈ {0} ∪ 10^STRESS_EXPONENTS, b ∈ {0} ∪ ±10^STRESS_EXPONENTS."""
+    magnitudes = [0.0] + [10.0**e for e in STRESS_EXPONENTS]
+    biases = [0.0] + [sign * 10.0**e for e in STRESS_EXPONENTS for sign in (1.0, -1.0)]
+    return [(r, b) for r in magnitudes for b in biases]
+
+
+def stress_rows(min_time, max_repeats, m=1024):
+    """Per activation, on one thread: seconds per unit of ``inverse_coefficients`` on a typical
+    layer (r ~ |N(0, I_64)|/8·..., b ~ N(0, 1)), and the worst over the stress grid (each point
+    timed on STRESS_COPIES copies of itself), measured in the same run."""
+    rng = np.random.default_rng(0)
+    r_typical = np.linalg.norm(rng.normal(size=(m, 64)), axis=1) / 8.0
+    b_typical = rng.normal(size=m)
+    grid = stress_grid()
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    rows = []
+    for name in activations.known_activations():
+        module = importlib.import_module(f"generated.{name}")
+        module.inverse_coefficients(r_typical, b_typical, DAMPING)
+        typical = timed(
+            {"typical": lambda module=module: module.inverse_coefficients(r_typical, b_typical,
+                                                                           DAMPING)},
+            min_time / 4, max_repeats,
+        )["typical"] / m
+        worst, worst_point = 0.0, None
+        for r, b in grid:
+            rs = np.full(STRESS_COPIES, r)
+            bs = np.full(STRESS_COPIES, b)
+            start = time.perf_counter()
+            for _ in range(3):
+                module.inverse_coefficients(rs, bs, 0.0)
+            per_unit = (time.perf_counter() - start) / (3 * STRESS_COPIES)
+            if per_unit > worst:
+                worst, worst_point = per_unit, (r, b)
+        rows.append({"name": name, "typical": typical, "worst": worst, "point": worst_point})
+    numba.set_num_threads(threads)
+    return rows
+
+
+def print_stress(min_time, max_repeats):
+    print(f"Worst cost per unit over the stress grid (r and |b| in {{0}} ∪ 10^k, k from "
+          f"{STRESS_EXPONENTS[0]} to {STRESS_EXPONENTS[-1]}, both signs of b: "
+          f"{len(stress_grid())} points, each on {STRESS_COPIES} copies, no cache flush) against "
+          "a typical layer (1024 units, r ≈ 1, b ~ N(0, 1)), inverse_coefficients, one thread, "
+          "same run. Target: worst/typical ≤ 20.\n")
+    print("| activation | typical µs/unit | worst µs/unit | at (r, b) | worst / typical |")
+    print("|---|---|---|---|---|")
+    for row in stress_rows(min_time, max_repeats):
+        r, b = row["point"]
+        print(f"| {row['name']} | {row['typical'] * 1e6:.2f} | {row['worst'] * 1e6:.2f} | "
+              f"({r:g}, {b:g}) | {row['worst'] / row['typical']:.1f} |")
+    print()
+
+
 def machine():
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -338,6 +400,8 @@ def main(argv=None):
                         help="how the repeats of each contender are summarised (default median)")
     parser.add_argument("--coefficients", action="store_true",
                         help="only the per-unit cost of the coefficients, per activation")
+    parser.add_argument("--stress", action="store_true",
+                        help="only the per-unit cost over the stress grid, per activation")
     parser.add_argument("--threads", type=int, default=None,
                         help="numba threads for every parallel kernel (default: all)")
     arguments = parser.parse_args(argv)
@@ -347,6 +411,9 @@ def main(argv=None):
         numba.set_num_threads(arguments.threads)
     shapes = SHAPES[:2] if arguments.quick else SHAPES
     print(f"Machine: {machine()}\n")
+    print_stress(arguments.min_time, arguments.max_repeats)
+    if arguments.stress:
+        return
     print_coefficient_costs(arguments.min_time, arguments.max_repeats)
     if arguments.coefficients:
         return

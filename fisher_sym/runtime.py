@@ -199,16 +199,33 @@ def combine_terms(terms):
     total = weighted_mean = 0.0
     for sign, log_weight, mean, _, _ in terms:
         weight = sign * math.exp(log_weight - log_max)
-        total += weight
-        weighted_mean += weight * mean
+        if weight != 0.0:  # a term of weight 0 (far beyond its kink) may carry NaN moments
+            total += weight
+            weighted_mean += weight * mean
     mean = weighted_mean / total
     variance = one_minus_variance = 0.0
     for sign, log_weight, term_mean, term_variance, term_one_minus_variance in terms:
         weight = sign * math.exp(log_weight - log_max) / total
+        if weight == 0.0:
+            continue
         spread = (term_mean - mean) ** 2
         variance += weight * (term_variance + spread)
         one_minus_variance += weight * (term_one_minus_variance - spread)
     return math.exp(log_max) * total, mean, variance, one_minus_variance
+
+
+def warn_if_overflow(coefficients):
+    """A RuntimeWarning, naming how many units, if any inverse coefficient is ±inf."""
+    overflow = ~np.isfinite(coefficients).all(axis=0)
+    if overflow.any():
+        import warnings
+
+        warnings.warn(
+            f"the inverse exceeds the double range for {int(overflow.sum())} unit(s) (a block "
+            "singular in double precision); use damping > 0",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 # --- input checks (plain Python, run before any kernel) ---------------------------------------
@@ -841,6 +858,77 @@ def trapezoid_moments(r, b, table, limits):
     ):
         return False, (0.0, 0.0, 1.0, 0.0)
     return True, (total, mean, variance, one_minus_variance)
+
+
+# --- the narrow-Gaussian rule: the tilted moments as a series in r (``fisher_sym.narrow``) ---
+
+#: (A00, m1, v, q) returned with a refusal.
+NO_MOMENTS = (0.0, 0.0, 1.0, 0.0)
+#: The two highest orders of each series must be below this fraction of its size.
+NARROW_TOLERANCE = 1e-16
+
+
+@numba.njit(cache=True)
+def clear_of_kinks(r, b, kinks):
+    """Whether N(b, r²) is more than Z_LIMIT deviations from every kink of φ'² (its mass
+    beyond them is then below exp(−800), nothing in double precision)."""
+    for kink in kinks:
+        if not abs(kink - b) >= Z_LIMIT * r:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def narrow_gaussian_part(r, g1, g2):
+    """(accepted, μ, σ², log mass) of exp(g1·r·z + g2·r²·z²/2)·φ(z) = mass·N(z; μ, σ²):
+    σ² = 1/(1 − g2 r²), μ = g1·r·σ², log mass = −½·log(1 − g2 r²) + (g1 r)²σ²/2."""
+    curvature = g2 * r * r
+    if not (curvature < 1.0 and math.isfinite(curvature) and math.isfinite(g1 * r)):
+        return False, 0.0, 1.0, 0.0
+    sigma2 = 1.0 / (1.0 - curvature)
+    slope = g1 * r
+    return True, slope * sigma2, sigma2, -0.5 * math.log1p(-curvature) + 0.5 * slope * slope * sigma2
+
+
+@numba.njit(cache=True)
+def narrow_moments(r, value, g2, mu, sigma2, log_mass, orders):
+    """(accepted, (A00, m1, v, q)) from the narrow rule's parts: φ'(b)² = ``value``, the
+    Gaussian part (``narrow_gaussian_part``) and, per order n, (L_n, M_n, V_n) (``orders``):
+
+        A00 = φ'(b)²·exp(log mass + Σ L_n),  m1 = μ + Σ M_n,
+        v = σ² + Σ V_n,                       q = −g2·r²·σ² − Σ V_n.
+
+    Accepted where φ'(b)² is a positive number, everything is finite, and the highest order
+    of each series is below NARROW_TOLERANCE of its size (1 for the log of A00, |μ| + σ for
+    m1, the sum of the magnitudes of q's parts for v and q), the order before it below the
+    square root of that.
+    """
+    if not (value > 0.0 and math.isfinite(value) and math.isfinite(log_mass)):
+        return False, NO_MOMENTS
+    log_excess = shift = variance_shift = variance_size = 0.0
+    count = len(orders)
+    for n in range(count):
+        part_log, part_shift, part_variance = orders[n]
+        log_excess += part_log
+        shift += part_shift
+        variance_shift += part_variance
+        variance_size += abs(part_variance)
+    gaussian_q = -g2 * r * r * sigma2
+    scales = (1.0, abs(mu) + math.sqrt(sigma2), abs(gaussian_q) + variance_size)
+    for j in range(3):
+        # The last order below the tolerance, the one before it below its square root (so
+        # that a last order that vanishes by chance does not pass a series that diverges).
+        if not abs(orders[count - 1][j]) <= NARROW_TOLERANCE * scales[j]:  # False for NaN
+            return False, NO_MOMENTS
+        if count > 1 and not abs(orders[count - 2][j]) <= math.sqrt(NARROW_TOLERANCE) * scales[j]:
+            return False, NO_MOMENTS
+    total = math.exp(math.log(value) + log_mass + log_excess)
+    m1 = mu + shift
+    v = sigma2 + variance_shift
+    q = gaussian_q - variance_shift
+    if not (math.isfinite(total) and math.isfinite(m1) and math.isfinite(v) and math.isfinite(q)):
+        return False, NO_MOMENTS
+    return True, (total, m1, v, q)
 
 
 # --- the hard split's tail rule: the trapezoidal rule for ρ away from its kinks ---------------

@@ -74,12 +74,18 @@ def _coefficients(r, b, damping):
     return _coefficients_of_moments(A00, m1, v, q, damping)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _coefficients_of_moments(A00, m1, v, q, damping):
     """``_coefficients`` from the block's (A00, m1, v, q) (see ``_tilted_moments``)."""
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0 and v == 0.0:
+        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
+        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
+        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+        along = math.inf if m1 != 0.0 else 0.0
+        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
     a = A00 / s
     l = damping / s
     c0 = 1/s
@@ -342,11 +348,15 @@ def inverse_coefficients(r, b, damping=0.0):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) + Z·e0e0ᵀ.
 
     Broadcasts like ``fisher_blocks``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
-    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse.
+    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse. Where the
+    inverse exceeds the double range (damping 0 and a block that is singular in double
+    precision, e.g. a bounded φ' at r beyond about 1e154) a coefficient is ±inf, with a
+    RuntimeWarning, as NumPy's 1/x; use damping > 0.
     """
     damping = runtime.check_damping(damping)
     r, b = runtime.check_blocks_arguments(r, b)
     out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping)
+    runtime.warn_if_overflow(out)
     return _shaped(tuple(out), r.shape)
 
 

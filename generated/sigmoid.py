@@ -8,7 +8,13 @@ Do not edit by hand: change the derivation in fisher_sym and regenerate.
 Derivation path: numerical (closed-form step + quadrature of the remainder).
 φ'(u)² has no closed-form Gaussian integral (factor 1/(exp(2*u) + 4*exp(u) + 6 + 4*exp(-u) +
         exp(-2*u)) is not a polynomial or an exponential).
-φ'² is analytic on the whole line. Where the fast rule checks itself (the bulk of
+Where N(b, r²) is narrow (small r, or a deep exponential tail) and clear of the kinks
+of φ'², the narrow rule (fisher_sym.narrow): with g_k the derivatives of log φ'² at
+b, exp(g_1·rz + g_2·r²z²/2)·φ(z) is integrated as a Gaussian and the rest
+exp(Σ_k g_k (rz)^k/k!), k = 3 … 8, as a series in r to order 8, derived
+symbolically; a unit is accepted where its highest order is below 1e-16 of each
+moment's size and the one before below 1e-8 (a few hundred flops, no quadrature).
+φ'² is analytic on the whole line. Else, where the fast rule checks itself (the bulk of
 (r, b)), φ'² = L−·Φ(−2u) + L+·Φ(2u) + ρs: the smooth step in closed form and the
 analytic remainder ρs by the trapezoidal rule in u, with ρs tabulated at import; a
 unit is accepted where the sum over every other node agrees to 1e-5 of the summed
@@ -267,9 +273,206 @@ def _adaptive_remainder_sums(r, b, closed_tails):
     return total, magnitude, centre
 
 
+
+# The narrow-Gaussian rule (fisher_sym.narrow): the kinks of φ'² that N(b, r²) must keep clear
+# of. Its series in r goes to order 8 (the derivatives of log φ'² are printed up to it).
+NARROW_KINKS = np.array([])
+
+
+@numba.njit(cache=True)
+def _log_derivatives(u):
+    """(φ'(u)², (g_1, …, g_8)), g_k the k-th derivative of log φ'² at u, in forms that are
+    stable on each side."""
+    if u < -1.0:  # u in (-oo, -1)
+        s = math.exp(u)
+        d0 = s**2
+        d1 = s + 1
+        d2 = d1**(-4)
+        d3 = 4*s
+        d4 = -d3
+        d5 = s**3
+        d6 = s**4
+        d7 = s**5
+        d8 = s**6
+        value = d0*d2
+        g1 = (2 - 2*s)/d1
+        g2 = -d3/d1**2
+        g3 = (4*d0 + d4)/d1**3
+        g4 = d2*(16*d0 - d3 - 4*d5)
+        g5 = (44*d0 + d4 - 44*d5 + 4*d6)/d1**5
+        g6 = (104*d0 - d3 - 264*d5 + 104*d6 - 4*d7)/d1**6
+        g7 = (228*d0 + d4 - 1208*d5 + 1208*d6 - 228*d7 + 4*d8)/d1**7
+        g8 = (480*d0 - d3 - 4764*d5 + 9664*d6 - 4764*d7 + 480*d8 - 4*s**7)/d1**8
+        return value, (g1, g2, g3, g4, g5, g6, g7, g8, )
+    elif u < 0.0:  # u in (-1, 0)
+        w = math.expm1(u)
+        s = math.exp(u)
+        d0 = s**2
+        d1 = s + 1
+        d2 = d1**(-4)
+        d3 = w + 2
+        d4 = 4*s
+        d5 = w**2
+        d6 = s**3
+        d7 = w**3
+        d8 = w**4
+        d9 = s**4
+        d10 = s**5
+        value = d0*d2
+        g1 = -2*w/d3
+        g2 = -d4/d1**2
+        g3 = (4*d5 + 4*w)/d3**3
+        g4 = d2*(16*d0 - d4 - 4*d6)
+        g5 = (-64*d5 - 28*d7 + 4*d8 - 32*w)/d3**5
+        g6 = (104*d0 - 4*d10 - d4 - 264*d6 + 104*d9)/d1**6
+        g7 = (1632*d5 + 1424*d7 + 128*d8 + 4*w**6 - 204*w**5 + 544*w)/d3**7
+        g8 = (480*d0 - 4764*d10 - d4 - 4764*d6 + 9664*d9 - 4*s**7 + 480*s**6)/d1**8
+        return value, (g1, g2, g3, g4, g5, g6, g7, g8, )
+    elif u < 1.0:  # u in (0, 1)
+        w = math.expm1(-u)
+        t = math.exp(-u)
+        d0 = t**2
+        d1 = t + 1
+        d2 = d1**(-4)
+        d3 = w + 2
+        d4 = 4*t
+        d5 = w**2
+        d6 = t**3
+        d7 = w**3
+        d8 = w**4
+        d9 = t**4
+        d10 = t**5
+        value = d0*d2
+        g1 = 2*w/d3
+        g2 = -d4/d1**2
+        g3 = (-4*d5 - 4*w)/d3**3
+        g4 = d2*(16*d0 - d4 - 4*d6)
+        g5 = (64*d5 + 28*d7 - 4*d8 + 32*w)/d3**5
+        g6 = (104*d0 - 4*d10 - d4 - 264*d6 + 104*d9)/d1**6
+        g7 = (-1632*d5 - 1424*d7 - 128*d8 - 4*w**6 + 204*w**5 - 544*w)/d3**7
+        g8 = (480*d0 - 4764*d10 - d4 - 4764*d6 + 9664*d9 - 4*t**7 + 480*t**6)/d1**8
+        return value, (g1, g2, g3, g4, g5, g6, g7, g8, )
+    else:  # u in (1, oo)
+        t = math.exp(-u)
+        d0 = t**2
+        d1 = t + 1
+        d2 = d1**(-4)
+        d3 = 4*t
+        d4 = -d3
+        d5 = t**3
+        d6 = t**4
+        d7 = t**5
+        d8 = t**6
+        value = d0*d2
+        g1 = (2*t - 2)/d1
+        g2 = -d3/d1**2
+        g3 = (-4*d0 - d4)/d1**3
+        g4 = d2*(16*d0 - d3 - 4*d5)
+        g5 = (-44*d0 - d4 + 44*d5 - 4*d6)/d1**5
+        g6 = (104*d0 - d3 - 264*d5 + 104*d6 - 4*d7)/d1**6
+        g7 = (-228*d0 - d4 + 1208*d5 - 1208*d6 + 228*d7 - 4*d8)/d1**7
+        g8 = (480*d0 - d3 - 4764*d5 + 9664*d6 - 4764*d7 + 480*d8 - 4*t**7)/d1**8
+        return value, (g1, g2, g3, g4, g5, g6, g7, g8, )
+
+
+@numba.njit(cache=True)
+def _narrow_series(mu, sigma, c):
+    """Per order n = 3, …, 8 of the series in r: the parts (L_n, M_n, V_n) of log E[e^R],
+    of the mean shift and of the variance shift (fisher_sym.narrow), c = (c_3, …, c_8)."""
+    c3, c4, c5, c6, c7, c8, = c
+    e0 = mu**2
+    e1 = sigma**2
+    e2 = 3*e1
+    e3 = e0 + e2
+    e4 = c3*mu
+    e5 = e0 + e1
+    e6 = sigma**4
+    e7 = 6*e6
+    e8 = mu**4
+    e9 = e0*e1
+    e10 = 3*e6 + e8 + 6*e9
+    e11 = e1*mu
+    e12 = c4*e6
+    e13 = 15*e6
+    e14 = 10*e9
+    e15 = c5*mu
+    e16 = c5*e1
+    e17 = mu**6
+    e18 = sigma**6
+    e19 = c3**2
+    e20 = e0*e6
+    e21 = c6*e8
+    e22 = e1*e8
+    e23 = c6*e13 + e19*e7
+    e24 = c7*e17
+    e25 = c7*e8
+    e26 = 105*c7
+    e27 = e26*e6
+    e28 = c3*c4
+    e29 = e22*e28
+    e30 = c3*e12
+    e31 = 84*e30
+    e32 = c3*e18
+    e33 = 96*c4*e32 + e18*e26
+    e34 = sigma**8
+    e35 = 105*e34
+    e36 = c3*c5
+    e37 = c4**2
+    e38 = 420*c8
+    e39 = e18*e38
+    e40 = e6*e8
+    e41 = c8*e17
+    e42 = 28*e41
+    e43 = 375*c5*e32
+    e44 = c3*e16
+    e45 = 192*e18*e37
+    e46 = e22*e37
+    e47 = e20*e37
+    e48 = e44*e8
+    e49 = e20*e36
+    e50 = e39 + e43 + e45
+    L3 = e3*e4
+    M3 = c3*e2*e5
+    V3 = e4*e7
+    L4 = c4*e10
+    M4 = 4*c4*e11*e3
+    V4 = 12*e12*e5
+    L5 = e15*(e13 + e14 + e8)
+    M5 = 5*e10*e16
+    V5 = 20*e15*e3*e6
+    L6 = c6*e17 + 15*c6*e18 + 45*c6*e20 + 15*e1*e21 + (7.5)*e18*e19 + 18*e19*e20 + (4.5)*e19*e22
+    M6 = 6*e11*(c6*e14 + e0*e19*e2 + e21 + e23)
+    V6 = e7*(30*c6*e9 + 9*e19*e9 + 5*e21 + e23)
+    L7 = mu*(e0*e27 + e0*e31 + 21*e1*e25 + e24 + 12*e29 + e33)
+    M7 = e1*(315*c7*e20 + 252*e0*e30 + e22*e26 + 7*e24 + 60*e29 + e33)
+    V7 = e7*mu*(70*c7*e9 + 7*e25 + e27 + 40*e28*e9 + e31)
+    L8 = c8*e35 + 210*c8*e40 + c8*mu**8 + e0*e39 + e0*e43 + e0*e45 + 8*e1*e17*e37 + e1*e42 + 15*e17*e44 + 48*e34*e37 + e35*e36 + 165*e36*e40 + 84*e37*e40
+    M8 = 2*e11*(84*c8*e22 + e20*e38 + 4*e41 + 24*e46 + 168*e47 + 45*e48 + 330*e49 + e50)
+    V8 = 2*e6*(1260*c8*e20 + e22*e38 + e42 + 120*e46 + 504*e47 + 225*e48 + 990*e49 + e50)
+    return ((L3, M3, V3), (L4, M4, V4), (L5, M5, V5), (L6, M6, V6), (L7, M7, V7), (L8, M8, V8), )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _narrow_moments(r, b):
+    """(accepted, (A00, m1, v, q)) by the narrow-Gaussian rule, where it checks itself."""
+    if not runtime.clear_of_kinks(r, b, NARROW_KINKS):
+        return False, runtime.NO_MOMENTS
+    value, g = _log_derivatives(b)
+    accepted, mu, sigma2, log_mass = runtime.narrow_gaussian_part(r, g[0], g[1])
+    if not accepted:
+        return False, runtime.NO_MOMENTS
+    c = (g[2] * r**3 / 6.0, g[3] * r**4 / 24.0, g[4] * r**5 / 120.0, g[5] * r**6 / 720.0, g[6] * r**7 / 5040.0, g[7] * r**8 / 40320.0,)
+    orders = _narrow_series(mu, math.sqrt(sigma2), c)
+    return runtime.narrow_moments(r, value, g[1], mu, sigma2, log_mass, orders)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
+    """(A00, m1, v, q) as ``_split_moments``: by the narrow rule or the fast rule where one of
+    them accepts."""
+    accepted, moments = _narrow_moments(r, b)
+    if accepted:
+        return moments
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
     if accepted:
         return moments
@@ -360,12 +563,18 @@ def _coefficients(r, b, damping):
     return _coefficients_of_moments(A00, m1, v, q, damping)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _coefficients_of_moments(A00, m1, v, q, damping):
     """``_coefficients`` from the block's (A00, m1, v, q) (see ``_tilted_moments``)."""
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0 and v == 0.0:
+        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
+        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
+        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+        along = math.inf if m1 != 0.0 else 0.0
+        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
     a = A00 / s
     l = damping / s
     c0 = 1/s
@@ -628,11 +837,15 @@ def inverse_coefficients(r, b, damping=0.0):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) + Z·e0e0ᵀ.
 
     Broadcasts like ``fisher_blocks``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
-    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse.
+    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse. Where the
+    inverse exceeds the double range (damping 0 and a block that is singular in double
+    precision, e.g. a bounded φ' at r beyond about 1e154) a coefficient is ±inf, with a
+    RuntimeWarning, as NumPy's 1/x; use damping > 0.
     """
     damping = runtime.check_damping(damping)
     r, b = runtime.check_blocks_arguments(r, b)
     out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping)
+    runtime.warn_if_overflow(out)
     return _shaped(tuple(out), r.shape)
 
 

@@ -8,7 +8,13 @@ Do not edit by hand: change the derivation in fisher_sym and regenerate.
 Derivation path: numerical (closed-form step + quadrature of the remainder).
 φ'(u)² has no closed-form Gaussian integral (factor 1/(1 + 2*exp(-u) + exp(-2*u)) is not a
         polynomial or an exponential).
-φ'² is analytic on the whole line. Where the fast rule checks itself (the bulk of
+Where N(b, r²) is narrow (small r, or a deep exponential tail) and clear of the kinks
+of φ'², the narrow rule (fisher_sym.narrow): with g_k the derivatives of log φ'² at
+b, exp(g_1·rz + g_2·r²z²/2)·φ(z) is integrated as a Gaussian and the rest
+exp(Σ_k g_k (rz)^k/k!), k = 3 … 5, as a series in r to order 5, derived
+symbolically; a unit is accepted where its highest order is below 1e-16 of each
+moment's size and the one before below 1e-8 (a few hundred flops, no quadrature).
+φ'² is analytic on the whole line. Else, where the fast rule checks itself (the bulk of
 (r, b)), φ'² = L−·Φ(−2u) + L+·Φ(2u) + ρs: the smooth step in closed form and the
 analytic remainder ρs by the trapezoidal rule in u, with ρs tabulated at import; a
 unit is accepted where the sum over every other node agrees to 1e-5 of the summed
@@ -304,9 +310,247 @@ def _adaptive_remainder_sums(r, b, closed_tails):
     return total, magnitude, centre
 
 
+
+# The narrow-Gaussian rule (fisher_sym.narrow): the kinks of φ'² that N(b, r²) must keep clear
+# of. Its series in r goes to order 5 (the derivatives of log φ'² are printed up to it).
+NARROW_KINKS = np.array([])
+
+
+@numba.njit(cache=True)
+def _log_derivatives(u):
+    """(φ'(u)², (g_1, …, g_5)), g_k the k-th derivative of log φ'² at u, in forms that are
+    stable on each side."""
+    if u < -1.0:  # u in (-oo, -1)
+        s = math.exp(u)
+        d0 = s + 1
+        d1 = d0**(-4)
+        d2 = s**2
+        d3 = s**4
+        d4 = s**3
+        d5 = 2*d4
+        d6 = 2*u
+        d7 = u**2
+        d8 = d2*d7
+        d9 = d0 + u
+        d10 = 4*s
+        d11 = d6*s
+        d12 = 10*s
+        d13 = s*u
+        d14 = d2*u
+        d15 = s**5
+        d16 = u**3
+        d17 = d3*u
+        d18 = d16*d2
+        d19 = d4*d7
+        d20 = d3*d7
+        d21 = 82*s
+        d22 = s**6
+        d23 = s**7
+        d24 = d7*s
+        d25 = d16*s
+        d26 = u**4
+        d27 = d26*d4
+        d28 = d16*d3
+        d29 = d15*d7
+        d30 = s**8
+        d31 = s**9
+        d32 = u**5
+        d33 = 44*d32
+        value = d1*(d2*d6 + d2 + d3 + d5*u + d5 + d8)
+        g1 = (d10 - d11 + d6 + 4)/(d0*d9)
+        g2 = (-d10*d7 - d12 - 6*d13 - 4*d14 - 14*d2 + 2*d4*u - 6*d4 - 2)/(d0**2*d9**2)
+        g3 = (-d10*d16 - d12*d7 - 14*d13 - 20*d14 - d15*d6 + 8*d15 + 4*d17 + 4*d18 + 18*d19 + 32*d2 + 2*d20 + 28*d3 + 40*d4 + 6*d8 + 16*s + 4)/(d0**3*d9**3)
+        g4 = d1*(-d10*d26 - d11 + 2*d15*d16 + 106*d15*u - 126*d15 + 56*d16*d2 + 60*d16*d4 + 16*d2*d26 + 32*d2*d7 + 88*d2*u - 216*d2 - 8*d20 - d21 - 8*d22*d7 + 8*d22*u - 48*d22 + 2*d23*u - 10*d23 - 26*d24 - 14*d25 - 4*d27 - 8*d28 - 58*d29 + 288*d3*u - 236*d3 + 100*d4*d7 + 278*d4*u - 294*d4 - 12)/d9**4
+        g5 = (-d10*d32 - 296*d14 - 590*d15*d16 + 30*d15*d26 - 2620*d15*u + 3248*d15 - 72*d16*d22 - 22*d16*d23 + 270*d16*d4 - 1832*d17 + 328*d18 + 1222*d19 + 210*d2*d26 + d2*d33 + 1432*d2 + 770*d20 - d21*u + 2*d22*d26 + 142*d22*d7 - 1912*d22*u + 1608*d22 + 194*d23*d7 - 616*d23*u + 472*d23 - 18*d24 - 42*d25 - 180*d26*d3 - 18*d26*s + 20*d27 - 640*d28 + 10*d29 + 4*d3*d32 + 3992*d3 + 22*d30*d7 - 56*d30*u + 88*d30 - d31*d6 + 12*d31 - d33*d4 - 776*d4*u + 3048*d4 + 474*d8 + 388*s + 48)/(d0**5*d9**5)
+        return value, (g1, g2, g3, g4, g5, )
+    elif u < 0.0:  # u in (-1, 0)
+        s = math.exp(u)
+        d0 = s + 1
+        d1 = d0**(-4)
+        d2 = s**2
+        d3 = s**4
+        d4 = s**3
+        d5 = 2*d4
+        d6 = 2*u
+        d7 = u**2
+        d8 = d2*d7
+        d9 = d0 + u
+        d10 = 4*s
+        d11 = d6*s
+        d12 = 10*s
+        d13 = s*u
+        d14 = d2*u
+        d15 = s**5
+        d16 = u**3
+        d17 = d3*u
+        d18 = d16*d2
+        d19 = d4*d7
+        d20 = d3*d7
+        d21 = 82*s
+        d22 = s**6
+        d23 = s**7
+        d24 = d7*s
+        d25 = d16*s
+        d26 = u**4
+        d27 = d26*d4
+        d28 = d16*d3
+        d29 = d15*d7
+        d30 = s**8
+        d31 = s**9
+        d32 = u**5
+        d33 = 44*d32
+        value = d1*(d2*d6 + d2 + d3 + d5*u + d5 + d8)
+        g1 = (d10 - d11 + d6 + 4)/(d0*d9)
+        g2 = (-d10*d7 - d12 - 6*d13 - 4*d14 - 14*d2 + 2*d4*u - 6*d4 - 2)/(d0**2*d9**2)
+        g3 = (-d10*d16 - d12*d7 - 14*d13 - 20*d14 - d15*d6 + 8*d15 + 4*d17 + 4*d18 + 18*d19 + 32*d2 + 2*d20 + 28*d3 + 40*d4 + 6*d8 + 16*s + 4)/(d0**3*d9**3)
+        g4 = d1*(-d10*d26 - d11 + 2*d15*d16 + 106*d15*u - 126*d15 + 56*d16*d2 + 60*d16*d4 + 16*d2*d26 + 32*d2*d7 + 88*d2*u - 216*d2 - 8*d20 - d21 - 8*d22*d7 + 8*d22*u - 48*d22 + 2*d23*u - 10*d23 - 26*d24 - 14*d25 - 4*d27 - 8*d28 - 58*d29 + 288*d3*u - 236*d3 + 100*d4*d7 + 278*d4*u - 294*d4 - 12)/d9**4
+        g5 = (-d10*d32 - 296*d14 - 590*d15*d16 + 30*d15*d26 - 2620*d15*u + 3248*d15 - 72*d16*d22 - 22*d16*d23 + 270*d16*d4 - 1832*d17 + 328*d18 + 1222*d19 + 210*d2*d26 + d2*d33 + 1432*d2 + 770*d20 - d21*u + 2*d22*d26 + 142*d22*d7 - 1912*d22*u + 1608*d22 + 194*d23*d7 - 616*d23*u + 472*d23 - 18*d24 - 42*d25 - 180*d26*d3 - 18*d26*s + 20*d27 - 640*d28 + 10*d29 + 4*d3*d32 + 3992*d3 + 22*d30*d7 - 56*d30*u + 88*d30 - d31*d6 + 12*d31 - d33*d4 - 776*d4*u + 3048*d4 + 474*d8 + 388*s + 48)/(d0**5*d9**5)
+        return value, (g1, g2, g3, g4, g5, )
+    elif u < 1.0:  # u in (0, 1)
+        t = math.exp(-u)
+        d0 = t + 1
+        d1 = d0**(-4)
+        d2 = 2*t
+        d3 = t**2
+        d4 = d2*u
+        d5 = 2*u
+        d6 = d3*d5
+        d7 = u**2
+        d8 = d3*d7
+        d9 = d0 + t*u
+        d10 = -d4
+        d11 = 4*d3
+        d12 = t**4
+        d13 = 2*d12
+        d14 = t**3
+        d15 = d14*d7
+        d16 = d14*u
+        d17 = d10 + d11*u
+        d18 = t**6
+        d19 = 4*d18
+        d20 = t**5
+        d21 = d12*u
+        d22 = d20*u
+        d23 = 10*d20*d7
+        d24 = u**3
+        d25 = 4*d24
+        d26 = d12*d7
+        d27 = t**7
+        d28 = t**8
+        d29 = d12*d24
+        d30 = u**4
+        d31 = 4*d30
+        d32 = d27*d7
+        d33 = d24*d27
+        d34 = t**9
+        d35 = u**5
+        d36 = 44*d35
+        d37 = 18*d34
+        value = d1*(d2 + d3 + d4 + d6 + d8 + 1)
+        g1 = (d10 + d11 + d6 + 4*t)/(d0*d9)
+        g2 = (-d13 - 10*d14 - 4*d15 - 6*d16 - d17 - 14*d3 - 6*t)/(d0**2*d9**2)
+        g3 = (d12*d25 + 32*d12 + 40*d14 + 18*d15 + d17 + d19 - d20*d25 + 16*d20 - 20*d21 - 14*d22 - d23 + 6*d26 + 28*d3 + 2*d8 + 8*t)/(d0**3*d9**3)
+        g4 = d1*(-d10 + 288*d12*u - 236*d12 + 2*d14*d24 + 106*d14*u - 126*d14 - 58*d15 + 56*d18*d24 + 16*d18*d30 + 32*d18*d7 + 88*d18*u - 216*d18 + 60*d20*d24 - d20*d31 + 100*d20*d7 + 278*d20*u - 294*d20 - 8*d26 - d27*d31 - d27*d5 - 82*d27 - 12*d28 - 8*d29 + 8*d3*u - 48*d3 - 26*d32 - 14*d33 - 8*d8 - 10*t)/d9**4
+        g5 = (d10 + 1608*d12 + d13*d30 - 22*d14*d24 + 472*d14 + 194*d15 - 616*d16 - 640*d18*d24 - 180*d18*d30 + 770*d18*d7 - 1832*d18*u + 3992*d18 + d19*d35 - 590*d20*d24 + 30*d20*d30 + 3248*d20 - 1912*d21 - 2620*d22 + d23 + 328*d24*d28 - 42*d24*d34 + 142*d26 + 20*d27*d30 - d27*d36 - 776*d27*u + 3048*d27 + 210*d28*d30 + d28*d36 + 474*d28*d7 - 296*d28*u + 1432*d28 - 72*d29 - 56*d3*u + 88*d3 - d30*d37 + 1222*d32 + 270*d33 - 4*d34*d35 - 82*d34*u + 388*d34 - d37*d7 + 22*d8 + 48*t**10 + 12*t)/(d0**5*d9**5)
+        return value, (g1, g2, g3, g4, g5, )
+    else:  # u in (1, oo)
+        t = math.exp(-u)
+        d0 = t + 1
+        d1 = d0**(-4)
+        d2 = 2*t
+        d3 = t**2
+        d4 = d2*u
+        d5 = 2*u
+        d6 = d3*d5
+        d7 = u**2
+        d8 = d3*d7
+        d9 = d0 + t*u
+        d10 = -d4
+        d11 = 4*d3
+        d12 = t**4
+        d13 = 2*d12
+        d14 = t**3
+        d15 = d14*d7
+        d16 = d14*u
+        d17 = d10 + d11*u
+        d18 = t**6
+        d19 = 4*d18
+        d20 = t**5
+        d21 = d12*u
+        d22 = d20*u
+        d23 = 10*d20*d7
+        d24 = u**3
+        d25 = 4*d24
+        d26 = d12*d7
+        d27 = t**7
+        d28 = t**8
+        d29 = d12*d24
+        d30 = u**4
+        d31 = 4*d30
+        d32 = d27*d7
+        d33 = d24*d27
+        d34 = t**9
+        d35 = u**5
+        d36 = 44*d35
+        d37 = 18*d34
+        value = d1*(d2 + d3 + d4 + d6 + d8 + 1)
+        g1 = (d10 + d11 + d6 + 4*t)/(d0*d9)
+        g2 = (-d13 - 10*d14 - 4*d15 - 6*d16 - d17 - 14*d3 - 6*t)/(d0**2*d9**2)
+        g3 = (d12*d25 + 32*d12 + 40*d14 + 18*d15 + d17 + d19 - d20*d25 + 16*d20 - 20*d21 - 14*d22 - d23 + 6*d26 + 28*d3 + 2*d8 + 8*t)/(d0**3*d9**3)
+        g4 = d1*(-d10 + 288*d12*u - 236*d12 + 2*d14*d24 + 106*d14*u - 126*d14 - 58*d15 + 56*d18*d24 + 16*d18*d30 + 32*d18*d7 + 88*d18*u - 216*d18 + 60*d20*d24 - d20*d31 + 100*d20*d7 + 278*d20*u - 294*d20 - 8*d26 - d27*d31 - d27*d5 - 82*d27 - 12*d28 - 8*d29 + 8*d3*u - 48*d3 - 26*d32 - 14*d33 - 8*d8 - 10*t)/d9**4
+        g5 = (d10 + 1608*d12 + d13*d30 - 22*d14*d24 + 472*d14 + 194*d15 - 616*d16 - 640*d18*d24 - 180*d18*d30 + 770*d18*d7 - 1832*d18*u + 3992*d18 + d19*d35 - 590*d20*d24 + 30*d20*d30 + 3248*d20 - 1912*d21 - 2620*d22 + d23 + 328*d24*d28 - 42*d24*d34 + 142*d26 + 20*d27*d30 - d27*d36 - 776*d27*u + 3048*d27 + 210*d28*d30 + d28*d36 + 474*d28*d7 - 296*d28*u + 1432*d28 - 72*d29 - 56*d3*u + 88*d3 - d30*d37 + 1222*d32 + 270*d33 - 4*d34*d35 - 82*d34*u + 388*d34 - d37*d7 + 22*d8 + 48*t**10 + 12*t)/(d0**5*d9**5)
+        return value, (g1, g2, g3, g4, g5, )
+
+
+@numba.njit(cache=True)
+def _narrow_series(mu, sigma, c):
+    """Per order n = 3, …, 5 of the series in r: the parts (L_n, M_n, V_n) of log E[e^R],
+    of the mean shift and of the variance shift (fisher_sym.narrow), c = (c_3, …, c_5)."""
+    c3, c4, c5, = c
+    e0 = mu**2
+    e1 = sigma**2
+    e2 = 3*e1
+    e3 = e0 + e2
+    e4 = c3*mu
+    e5 = e0 + e1
+    e6 = sigma**4
+    e7 = mu**4
+    e8 = e0*e1
+    e9 = 3*e6 + e7 + 6*e8
+    e10 = c5*mu
+    L3 = e3*e4
+    M3 = c3*e2*e5
+    V3 = 6*e4*e6
+    L4 = c4*e9
+    M4 = 4*c4*e1*e3*mu
+    V4 = 12*c4*e5*e6
+    L5 = e10*(15*e6 + e7 + 10*e8)
+    M5 = 5*c5*e1*e9
+    V5 = 20*e10*e3*e6
+    return ((L3, M3, V3), (L4, M4, V4), (L5, M5, V5), )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _narrow_moments(r, b):
+    """(accepted, (A00, m1, v, q)) by the narrow-Gaussian rule, where it checks itself."""
+    if not runtime.clear_of_kinks(r, b, NARROW_KINKS):
+        return False, runtime.NO_MOMENTS
+    value, g = _log_derivatives(b)
+    accepted, mu, sigma2, log_mass = runtime.narrow_gaussian_part(r, g[0], g[1])
+    if not accepted:
+        return False, runtime.NO_MOMENTS
+    c = (g[2] * r**3 / 6.0, g[3] * r**4 / 24.0, g[4] * r**5 / 120.0,)
+    orders = _narrow_series(mu, math.sqrt(sigma2), c)
+    return runtime.narrow_moments(r, value, g[1], mu, sigma2, log_mass, orders)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
+    """(A00, m1, v, q) as ``_split_moments``: by the narrow rule or the fast rule where one of
+    them accepts."""
+    accepted, moments = _narrow_moments(r, b)
+    if accepted:
+        return moments
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
     if accepted:
         return moments
@@ -394,12 +638,18 @@ def _coefficients(r, b, damping):
     return _coefficients_of_moments(A00, m1, v, q, damping)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _coefficients_of_moments(A00, m1, v, q, damping):
     """``_coefficients`` from the block's (A00, m1, v, q) (see ``_tilted_moments``)."""
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0 and v == 0.0:
+        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
+        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
+        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+        along = math.inf if m1 != 0.0 else 0.0
+        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
     a = A00 / s
     l = damping / s
     c0 = 1/s
@@ -662,11 +912,15 @@ def inverse_coefficients(r, b, damping=0.0):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) + Z·e0e0ᵀ.
 
     Broadcasts like ``fisher_blocks``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
-    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse.
+    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse. Where the
+    inverse exceeds the double range (damping 0 and a block that is singular in double
+    precision, e.g. a bounded φ' at r beyond about 1e154) a coefficient is ±inf, with a
+    RuntimeWarning, as NumPy's 1/x; use damping > 0.
     """
     damping = runtime.check_damping(damping)
     r, b = runtime.check_blocks_arguments(r, b)
     out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping)
+    runtime.warn_if_overflow(out)
     return _shaped(tuple(out), r.shape)
 
 

@@ -15,12 +15,12 @@ from string import Template
 
 import sympy as sp
 
-from fisher_sym import fisher
+from fisher_sym import fisher, narrow
+from fisher_sym.activations import U
 from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
 from fisher_sym.codegen.layer_template import CPU_LAYER_API
 from fisher_sym.codegen.printer import print_assignments
-from fisher_sym.gaussian import B, R, GaussianIntegrals, GaussianTerm, NumericalPlan
-from fisher_sym.activations import U
+from fisher_sym.gaussian import B, GaussianIntegrals, GaussianTerm, NumericalPlan, R, pieces
 from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
 
 TEMPLATE = Template('''\
@@ -67,12 +67,18 @@ def _coefficients(r, b, damping):
     return _coefficients_of_moments(A00, m1, v, q, damping)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _coefficients_of_moments(A00, m1, v, q, damping):
     """``_coefficients`` from the block's (A00, m1, v, q) (see ``_tilted_moments``)."""
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0 and v == 0.0:
+        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
+        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
+        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+        along = math.inf if m1 != 0.0 else 0.0
+        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
     a = A00 / s
     l = damping / s
 $coefficients_body
@@ -229,7 +235,7 @@ def _adaptive_remainder_sums(r, b, closed_tails):
     return total, magnitude, centre
 
 
-$trapezoid_call@numba.njit(cache=True, error_model="numpy")
+$narrow_section@numba.njit(cache=True, error_model="numpy")
 def $split_name(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
@@ -431,17 +437,154 @@ STEP_TAILS = $step_flags
 _TRAPEZOID_TABLE = runtime.smooth_remainder_table(_remainder, STEP_TAILS, STEP_LIMITS)
 ''')
 
-TRAPEZOID_CALL = '''\
+NARROW_SECTION = Template('''
+# The narrow-Gaussian rule (fisher_sym.narrow): the kinks of φ'² that N(b, r²) must keep clear
+# of. Its series in r goes to order $order (the derivatives of log φ'² are printed up to it).
+NARROW_KINKS = $kinks
+
+
+@numba.njit(cache=True)
+def _log_derivatives(u):
+    """(φ'(u)², (g_1, …, g_$order)), g_k the k-th derivative of log φ'² at u, in forms that are
+    stable on each side."""
+$log_body
+
+
+@numba.njit(cache=True)
+def _narrow_series(mu, sigma, c):
+    """Per order n = 3, …, $order of the series in r: the parts (L_n, M_n, V_n) of log E[e^R],
+    of the mean shift and of the variance shift (fisher_sym.narrow), c = (c_3, …, c_$order)."""
+$series_body
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _narrow_moments(r, b):
+    """(accepted, (A00, m1, v, q)) by the narrow-Gaussian rule, where it checks itself."""
+    if not runtime.clear_of_kinks(r, b, NARROW_KINKS):
+        return False, runtime.NO_MOMENTS
+    value, g = _log_derivatives(b)
+    accepted, mu, sigma2, log_mass = runtime.narrow_gaussian_part(r, g[0], g[1])
+    if not accepted:
+        return False, runtime.NO_MOMENTS
+    c = ($c_tuple)
+    orders = _narrow_series(mu, math.sqrt(sigma2), c)
+    return runtime.narrow_moments(r, value, g[1], mu, sigma2, log_mass, orders)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tilted_moments(r, b):
+    """(A00, m1, v, q) as ``_split_moments``: by the narrow rule or the fast rule where one of
+    them accepts."""
+    accepted, moments = _narrow_moments(r, b)
+    if accepted:
+        return moments
+$trapezoid_lines    return _split_moments(r, b)
+
+
+''')
+
+NO_NARROW_SECTION = Template('''
+# No narrow rule (fisher_sym.narrow): the derivatives of log φ'² grow too large to print.
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
     """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
+$trapezoid_lines    return _split_moments(r, b)
+
+
+''')
+
+TRAPEZOID_LINES = """\
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
     if accepted:
         return moments
-    return _split_moments(r, b)
+"""
 
 
-'''
+_W = sp.Symbol("w", real=True)
+
+
+def _in_expm1(expression: sp.Expr, exponential: sp.Symbol) -> sp.Expr:
+    """A one-sided form with ``exponential`` = 1 + w, over one expanded numerator in w, if it
+    vanishes at u = 0 (else it does not cancel there, and is kept as it is)."""
+    if sp.simplify(expression.subs(exponential, 1)) != 0:
+        return expression
+    numerator, denominator = sp.fraction(sp.together(expression.subs(exponential, 1 + _W)))
+    return sp.expand(numerator) / sp.factor(denominator)
+
+
+def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
+    """The narrow rule's functions for ``plan`` (fisher_sym.narrow), and its series' order."""
+    log_pieces = narrow.log_derivative_pieces(plan.g)
+    order = narrow.series_order(log_pieces)
+    if order == 0:
+        return NO_NARROW_SECTION.substitute(
+            trapezoid_lines=TRAPEZOID_LINES if plan.smooth else ""
+        ), 0
+    # Near u = 0 a one-sided form in t = exp(−u) (or s = exp(u)) cancels where it vanishes
+    # at 0 (−4·tanh u = (4t² − 4)/(t² + 1)), so on (−1, 1) such a form is written in
+    # w = t − 1 = expm1(−u) (or s − 1 = expm1(u)) instead: its numerator then has no
+    # constant term.
+    branches = []
+    for piece in log_pieces:
+        inner = (sp.Integer(-1), piece.upper) if piece.upper == 0 else (piece.lower, sp.Integer(1))
+        if 0 in (piece.lower, piece.upper) and piece.value != 0 and piece.lower <= inner[0] and (
+            inner[1] <= piece.upper
+        ):
+            if piece.upper == 0:
+                branches += [(piece, piece.lower, sp.Integer(-1), False), (piece, *inner, True)]
+            else:
+                branches += [(piece, *inner, True), (piece, sp.Integer(1), piece.upper, False)]
+        else:
+            branches.append((piece, piece.lower, piece.upper, False))
+    lines = []
+    for index, (piece, lower, upper, near_zero) in enumerate(branches):
+        last = index == len(branches) - 1
+        keyword = "if" if index == 0 else "elif"
+        condition = "else:" if last else f"{keyword} u < {_number(upper)}:"
+        if last and index == 0:
+            condition = "if True:"
+        lines.append(f"    {condition}  # u in ({lower}, {upper})")
+        if piece.value == 0:
+            lines.append("        return 0.0, (" + "0.0, " * order + ")")
+            continue
+        exponential = T_POSITIVE if piece.positive_side else S_NEGATIVE
+        sign = "-" if piece.positive_side else ""
+        names = ["value"] + [f"g{k}" for k in range(1, order + 1)]
+        expressions = [piece.value, *piece.derivatives]
+        if near_zero:
+            expressions = [_in_expm1(e, exponential) for e in expressions]
+            if any(e.has(_W) for e in expressions):
+                lines.append(f"        w = math.expm1({sign}u)")
+        if any(sp.sympify(e).has(exponential) for e in expressions):
+            lines.append(f"        {exponential} = math.exp({sign}u)")
+        lines += [f"        {line}" for line in print_assignments(names, expressions, prefix="d")]
+        lines.append("        return value, (" + "".join(f"{n}, " for n in names[1:]) + ")")
+    series = narrow.narrow_series()
+    names, expressions = [], []
+    for n in range(3, order + 1):
+        for label, expression in zip("LMV", series.orders[n], strict=True):
+            names.append(f"{label}{n}")
+            expressions.append(expression.subs({narrow.C[k]: sp.Symbol(f"c{k}") for k in narrow.C}))
+    series_lines = ["    " + ", ".join(f"c{k}" for k in range(3, order + 1)) + ", = c"]
+    series_lines += [f"    {line}" for line in print_assignments(names, expressions, prefix="e")]
+    series_lines.append(
+        "    return (" + "".join(f"(L{n}, M{n}, V{n}), " for n in range(3, order + 1)) + ")"
+    )
+    c_tuple = " ".join(
+        f"g[{k - 1}] * r**{k} / {_number(sp.factorial(k))}," for k in range(3, order + 1)
+    )
+    kinks = sorted({piece.upper for piece in pieces(plan.g)[:-1]}, key=float)
+    section = NARROW_SECTION.substitute(
+        order=order,
+        kinks="np.array([" + ", ".join(_number(k) for k in kinks) + "])",
+        log_body="\n".join(lines),
+        series_body="\n".join(series_lines),
+        c_tuple=c_tuple,
+        trapezoid_lines=TRAPEZOID_LINES if plan.smooth else "",
+    )
+    return section, order
 
 
 TAIL_RULE_CALL = Template('''\
@@ -470,6 +613,7 @@ def _flags(flags: tuple[bool, ...]) -> str:
 
 
 def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
+    narrow_section, order = _narrow_section(plan)
     closed_terms = plan.tails
     moments_body, term_names = _moments_body(closed_terms)
     step_summary = (
@@ -493,24 +637,33 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
             upper=_number(plan.limits[1]),
             step_flags=_flags(plan.step_tails),
         ) if plan.smooth else "",
-        trapezoid_call=TRAPEZOID_CALL if plan.smooth else "",
+        narrow_section=narrow_section,
         tail_rule_patterns="(" + "".join(f"{_flags(p)}, " for p in patterns) + ")",
         tail_rule_calls="".join(
             TAIL_RULE_CALL.substitute(index=index) for index in range(len(patterns))
         ),
-        split_name="_split_moments" if plan.smooth else "_tilted_moments",
+        split_name="_split_moments",
     )
     steps = [f"    {term.describe()}" for term in closed_terms] or ["    (none)"]
     smooth = [
-        "φ'² is analytic on the whole line. Where the fast rule checks itself (the bulk of",
+        "φ'² is analytic on the whole line. Else, where the fast rule checks itself (the bulk of",
         "(r, b)), φ'² = L−·Φ(−2u) + L+·Φ(2u) + ρs: the smooth step in closed form and the",
         "analytic remainder ρs by the trapezoidal rule in u, with ρs tabulated at import; a",
         "unit is accepted where the sum over every other node agrees to 1e-5 of the summed",
         "|integrand| (the full sum's error is about the square of that) and no part cancels.",
         "Elsewhere:",
     ]
+    narrow_lines = [] if order == 0 else [
+        "Where N(b, r²) is narrow (small r, or a deep exponential tail) and clear of the kinks",
+        "of φ'², the narrow rule (fisher_sym.narrow): with g_k the derivatives of log φ'² at",
+        "b, exp(g_1·rz + g_2·r²z²/2)·φ(z) is integrated as a Gaussian and the rest",
+        f"exp(Σ_k g_k (rz)^k/k!), k = 3 … {order}, as a series in r to order {order}, derived",
+        "symbolically; a unit is accepted where its highest order is below 1e-16 of each",
+        "moment's size and the one before below 1e-8 (a few hundred flops, no quadrature).",
+    ]
     derivation = [
         f"φ'(u)² has no closed-form Gaussian integral ({plan.reason}).",
+        *narrow_lines,
         *(smooth if plan.smooth else []),
         "φ'² is split into a step and the leading exponential terms of its tails, integrated",
         "in closed form where the bulk of z is far from their kink (elsewhere they are",

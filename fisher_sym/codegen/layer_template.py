@@ -257,11 +257,15 @@ def inverse_coefficients(r, b, damping=0.0):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) + Z·e0e0ᵀ.
 
     Broadcasts like ``fisher_blocks``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
-    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse.
+    zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse. Where the
+    inverse exceeds the double range (damping 0 and a block that is singular in double
+    precision, e.g. a bounded φ' at r beyond about 1e154) a coefficient is ±inf, with a
+    RuntimeWarning, as NumPy's 1/x; use damping > 0.
     """
     damping = runtime.check_damping(damping)
     r, b = runtime.check_blocks_arguments(r, b)
     out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping)
+    runtime.warn_if_overflow(out)
     return _shaped(tuple(out), r.shape)
 
 
