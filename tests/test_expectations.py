@@ -1,15 +1,16 @@
 """The mean-field stage: E[φ(τv)] and E[φ(τv)²] in closed form, by series, or by a plan.
 
-Each closed form is held against mpmath quadrature or a symbolic identity; the generated
-kernels are tested in test_mean_field.py.
+Each piece is held against mpmath quadrature or a symbolic identity; the closed forms, through
+the generated kernels that evaluate them, in test_mean_field.py.
 """
 
 import mpmath
 import pytest
 import sympy as sp
 
-from fisher_sym import activations, expectations, reference
-from fisher_sym.expectations import TAU, derive_mean_field, half_line_moment
+from fisher_sym import activations, expectations
+from fisher_sym.expectations import TAU, derive_mean_field, half_line_moment, one_sided_series
+from fisher_sym.gaussian import B, R, gaussian_terms, split_at_kinks, term_moment
 
 
 def test_half_line_moments_match_quadrature():
@@ -20,28 +21,19 @@ def test_half_line_moments_match_quadrature():
 
 
 def test_elu_series_is_the_taylor_expansion_of_its_closed_form():
-    """The one-sided series (derivatives of φ at 0± times half-line moments) against SymPy's own
-    expansion of the closed form in τ: a symbolic identity, coefficient by coefficient."""
-    plan = derive_mean_field(activations.builtin("elu").expression)
-    for expectation in (plan.mean, plan.second_moment):
-        expansion = sp.series(expectation.closed_form, TAU, 0, 8).removeO()
-        for k in range(8):
-            difference = sp.simplify(expansion.coeff(TAU, k) - expectation.series.coefficients[k])
-            assert difference == 0, (expectation.label, k)
-
-
-def test_price_theorem_closed_form_matches_quadrature():
-    """φ = erf(u)/2 + u: φ' is a constant plus a Gaussian, so E[φ(τv)²] comes from Price's
-    theorem (the mean is 0, φ being odd)."""
-    phi = activations.parse_expression("erf(u)/2 + u")
-    plan = derive_mean_field(phi)
-    assert (plan.mean.kind, plan.second_moment.kind) == ("constant", "closed form")
-    for tau in ("0.75", "3"):  # exact in binary: the reference takes a float
-        want = reference.activation_moments_mp(phi, float(tau), dps=30)[1]
-        for form in (plan.second_moment.closed_form, plan.second_moment.expression):
-            with mpmath.workdps(40):
-                got = mpmath.mpf(form.subs(TAU, sp.Rational(tau)).evalf(40))
-                assert abs(got - want) <= mpmath.mpf(10) ** -28 * abs(want)
+    """The one-sided series (derivatives of f at 0± times half-line moments) against SymPy's own
+    expansion in τ of the closed form of f's Gaussian terms: a symbolic identity, coefficient
+    by coefficient, for f = φ and f = φ²."""
+    phi = activations.builtin("elu").expression
+    for f in (phi, phi**2):
+        pieces = split_at_kinks(f)
+        closed = sum(
+            term_moment(term, 0).subs(B, 0).subs(R, TAU) for term in gaussian_terms(pieces)
+        )
+        expansion = sp.expand(sp.series(closed, TAU, 0, 6).removeO())
+        series = one_sided_series(pieces, 5)
+        for k in range(6):
+            assert sp.simplify(expansion.coeff(TAU, k) - series[k]) == 0, (f, k)
 
 
 def test_off_centre_gaussian_derivative_goes_the_numerical_way():
