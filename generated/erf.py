@@ -449,7 +449,7 @@ def _activation_mean(tau):
 def _activation_second_moment(tau):
     """E[φ(τv)²], tau ≥ 0: the closed form of Price's theorem, φ' in Gaussian terms."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     c0 = tau**2
     value = 2*math.atan(2*c0/math.sqrt(4*c0 + 1))/math.pi
     return value

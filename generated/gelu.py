@@ -736,7 +736,7 @@ def _activation_mean(tau):
     """E[φ(τv)], tau ≥ 0: the closed form of the heat equation d/ds E[φ(√s v)] = E[φ''(√s v)]/2,
     φ'' in Gaussian terms."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     c0 = tau**2
     value = (0.5)*math.sqrt(2)*c0/(math.sqrt(math.pi)*math.sqrt(c0 + 1))
     return value
@@ -747,7 +747,7 @@ def _activation_second_moment(tau):
     """E[φ(τv)²], tau ≥ 0: adaptive quadrature of the even part f_e
     (``_even_part_integral``)."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     return _even_part_integral(tau, 1)
 
 

@@ -451,7 +451,7 @@ def _activation_mean(tau):
 def _activation_second_moment(tau):
     """E[φ(τv)²], tau ≥ 0: the sum of the closed forms of f's Gaussian terms."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     r = tau
     b = 0.0
     t0 = (0.5)/r**2

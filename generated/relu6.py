@@ -446,7 +446,7 @@ MEAN_FIELD_KINDS = ('gaussian terms', 'gaussian terms')
 def _activation_mean(tau):
     """E[φ(τv)], tau ≥ 0: the sum of the closed forms of f's Gaussian terms."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     r = tau
     b = 0.0
     log_at_lower_1 = -0.5*math.log(math.pi) - 0.5*math.log(2) + math.log(6) - 0.5*(6 - b)**2/r**2
@@ -472,7 +472,7 @@ def _activation_mean(tau):
 def _activation_second_moment(tau):
     """E[φ(τv)²], tau ≥ 0: the sum of the closed forms of f's Gaussian terms."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     r = tau
     b = 0.0
     log_at_lower_1 = -0.5*math.log(math.pi) - 0.5*math.log(2) + 2*math.log(6) - 0.5*(6 - b)**2/r**2

@@ -810,7 +810,7 @@ def _activation_second_moment(tau):
     """E[φ(τv)²], tau ≥ 0: adaptive quadrature of the even part f_e
     (``_even_part_integral``)."""
     if tau == 0.0:
-            return 0.25
+        return 0.25
     return _even_part_integral(tau, 1)
 
 

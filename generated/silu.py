@@ -843,7 +843,7 @@ def _even_part_integral(tau, component):
 def _activation_mean(tau):
     """E[φ(τv)], tau ≥ 0: adaptive quadrature of the even part f_e (``_even_part_integral``)."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     return _even_part_integral(tau, 0)
 
 
@@ -852,7 +852,7 @@ def _activation_second_moment(tau):
     """E[φ(τv)²], tau ≥ 0: adaptive quadrature of the even part f_e
     (``_even_part_integral``)."""
     if tau == 0.0:
-            return 0.0
+        return 0.0
     return _even_part_integral(tau, 1)
 
 

@@ -827,7 +827,7 @@ def _even_part_integral(tau, component):
 def _activation_mean(tau):
     """E[φ(τv)], tau ≥ 0: adaptive quadrature of the even part f_e (``_even_part_integral``)."""
     if tau == 0.0:
-            return 0.6931471805599453
+        return 0.6931471805599453
     return _even_part_integral(tau, 0)
 
 
@@ -836,7 +836,7 @@ def _activation_second_moment(tau):
     """E[φ(τv)²], tau ≥ 0: adaptive quadrature of the even part f_e
     (``_even_part_integral``)."""
     if tau == 0.0:
-            return 0.48045301391820144
+        return 0.48045301391820144
     return _even_part_integral(tau, 1)
 
 

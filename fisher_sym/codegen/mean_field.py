@@ -185,7 +185,7 @@ def _body(expectation: Expectation, component: int, name: str) -> tuple[str, lis
     from fisher_sym.codegen.cpu import _moments_body
 
     lines, tables = [], []
-    at_zero = f"if tau == 0.0:\n        return {_number(expectation.at_zero)}"
+    at_zero = f"if tau == 0.0:\n    return {_number(expectation.at_zero)}"
     if expectation.kind == "constant":
         lines.append(f"return {_number(expectation.closed_form)}")
     elif expectation.kind == "polynomial":
