@@ -7,8 +7,8 @@ import pytest
 import sympy as sp
 
 from fisher_sym.activations import U, builtin
-from fisher_sym.gaussian import _as_function_of_u, numerical_plan
 from fisher_sym.codegen.printer import NumbaPrinter, numerically_stable
+from fisher_sym.gaussian import _as_function_of_u, numerical_plan
 from fisher_sym.stable import S_NEGATIVE, T_POSITIVE, erfcx, one_sided, positive_side_value
 
 NUMERICAL = ["tanh", "sigmoid", "softplus", "silu", "gelu"]

@@ -16,13 +16,13 @@ from string import Template
 import sympy as sp
 
 from fisher_sym import fisher
+from fisher_sym.activations import U
 from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
 from fisher_sym.codegen.layer_template import CPU_LAYER_API
 from fisher_sym.codegen.mean_field import header_lines, render_section
 from fisher_sym.codegen.printer import print_assignments
 from fisher_sym.expectations import derive_mean_field
-from fisher_sym.gaussian import B, R, GaussianIntegrals, GaussianTerm, NumericalPlan
-from fisher_sym.activations import U
+from fisher_sym.gaussian import B, GaussianIntegrals, GaussianTerm, NumericalPlan, R
 from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
 
 TEMPLATE = Template('''\
