@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="after generating, print the max relative error of every quantity against "
         "40-digit mpmath over a standard (r, b) grid (slow: about a minute per activation)",
     )
+    parser.add_argument(
+        "--mean-field-report",
+        action="store_true",
+        help="after generating, print the max error of mean_field (E[φ], E[φ²], E[φ'²]) "
+        "against 40-digit mpmath over tau from 0 to 1e4 (seconds to a minute per activation)",
+    )
     return parser
 
 
@@ -147,6 +153,20 @@ def main(argv: list[str] | None = None) -> int:
                 if entry.skipped:
                     print(f"{name} {quantity}: no mpmath reference within the time limit at "
                           f"{'; '.join(entry.skipped)}")
+    if arguments.mean_field_report:
+        if arguments.out.resolve() != DEFAULT_OUT:
+            print("error: --mean-field-report reads the modules in generated/", file=sys.stderr)
+            return EXIT_USAGE
+        from fisher_sym import report
+
+        rows = {a.name: report.mean_field_accuracy(a.name, a.expression) for a in selected}
+        grid = ", ".join(f"{tau:g}" for tau in report.MEAN_FIELD_TAUS)
+        print(f"mean_field against 40-digit mpmath, max error over tau in {{{grid}}}")
+        print("(relative; where E[φ] = 0 by symmetry, |E[φ]| / E[|φ|]):")
+        print(report.format_mean_field_table(rows))
+        for name, worst in rows.items():
+            for quantity, entry in worst.items():
+                print(f"{name} {quantity}: max error {entry.error:.2e} at {entry.where}")
     return 0
 
 

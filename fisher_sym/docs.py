@@ -3,10 +3,10 @@
 For an activation ``name`` the page ``docs/activations/<name>.md`` states φ and φ' (sympy.latex),
 the pieces and Gaussian terms of φ'² that ``gaussian.derive_integrals`` found, the closed forms
 of A00, A0n, Ann (or why there are none), the inverse coefficients as ``fisher.py`` solved and
-rewrote them, and the accuracy of the generated kernels against the mpmath reference on the
-small grid ACCURACY_RADII × ACCURACY_BIASES (× ACCURACY_DAMPINGS). The plots
-``<name>_blocks.png`` and ``<name>_inverse.png`` show what ``generated.<name>`` computes
-against t = b/r.
+rewrote them, the mean-field expectations as ``expectations.py`` derived them, and the accuracy
+of the generated kernels against the mpmath reference on the small grid
+ACCURACY_RADII × ACCURACY_BIASES (× ACCURACY_DAMPINGS). The plots ``<name>_blocks.png`` and
+``<name>_inverse.png`` show what ``generated.<name>`` computes against t = b/r.
 
 Everything is deterministic: the same derivation gives byte-identical pages and PNGs, so
 ``stale_docs`` can compare bytes the way ``python -m derive --check`` compares modules. The
@@ -26,13 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
 
 from fisher_sym import fisher, report
 from fisher_sym.activations import Activation, ActivationError, U
 from fisher_sym.codegen.emit import write_atomically
+from fisher_sym.expectations import TAU, Expectation, derive_mean_field
 from fisher_sym.gaussian import (
+    B,
     GaussianIntegrals,
     NoClosedForm,
+    Piece,
+    R,
     derive_integrals,
     numerical_plan,
     pieces,
@@ -269,6 +274,87 @@ def _numerical_section(activation: Activation, error: NoClosedForm) -> list[str]
     return lines
 
 
+def _series_note(expectation: Expectation) -> str:
+    series = expectation.series
+    if series is None or series.limit == float("inf"):
+        return ""
+    return (
+        f" Below τ = {series.limit:g} the kernel sums the Taylor series in τ instead "
+        f"({len(series.coefficients)} coefficients, from the one-sided derivatives of f at 0), "
+        "where the closed form's terms cancel."
+    )
+
+
+def _plain_functions(expression: sp.Expr) -> sp.Expr:
+    """A stable form for display: t = exp(−u), expm1 and log1p written as exp and log."""
+    expression = expression.subs(T_POSITIVE, sp.exp(-U))
+    expression = expression.replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1)
+    return expression.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))
+
+
+def _expectation_lines(expectation: Expectation, left: str) -> list[str]:
+    """One mean-field expectation: its closed form and how the kernel evaluates it."""
+    if expectation.kind == "numerical":
+        even = [
+            Piece(piece.lower, piece.upper, _plain_functions(piece.expression))
+            for piece in expectation.even_pieces
+        ]
+        return [
+            f"${left}$ has no closed form (`{expectation.reason}`). The kernel integrates "
+            "2∫₀⁴⁰ f_e(τz) φ(z) dz by adaptive Gauss–Legendre quadrature, each panel halved "
+            "until its halves agree with it to 1e-13 of the summed |integrand| "
+            "([the scheme](../meanfield.md#expectations)), with the even part "
+            "f_e(u) = (f(u) + f(−u))/2 written for u > 0 as",
+            "",
+            _display("f_e(u)", _cases(even)),
+        ]
+    how = {
+        "constant": "By symmetry: the even part (f(u) + f(−u))/2 is this constant.",
+        "polynomial": "Exactly: f is a polynomial on each side of 0, and the sum is finite.",
+        "gaussian terms": "From f's Gaussian terms between its kinks, which the kernel sums "
+        "term by term with the Fisher blocks' stable runtime.",
+        "closed form": f"By {expectation.reason}.",
+    }[expectation.kind]
+    lines = [
+        _display_long(left, expectation.closed_form),
+        "",
+        how + _series_note(expectation),
+    ]
+    if expectation.kind == "closed form" and expectation.expression != expectation.closed_form:
+        stable = _display(left, latex(expectation.expression))
+        lines += ["", "The kernel evaluates the form", "", stable]
+    return lines
+
+
+def _mean_field_section(activation: Activation, integrals: GaussianIntegrals | None) -> list[str]:
+    plan = derive_mean_field(activation.expression)
+    lines = [
+        "## Mean field",
+        "",
+        f"`generated.{activation.name}.mean_field(tau)` returns E[φ(τv)], E[φ(τv)²] and "
+        "E[φ'(τv)²] for v ~ N(0, 1) and τ ≥ 0 ([the mean field](../meanfield.md)); "
+        f"`MEAN_FIELD_KINDS = {(plan.mean.kind, plan.second_moment.kind)!r}`.",
+        "",
+    ]
+    lines += _expectation_lines(plan.mean, r"\mathrm{E}\left[\varphi(\tau v)\right]")
+    lines += [""]
+    lines += _expectation_lines(plan.second_moment, r"\mathrm{E}\left[\varphi(\tau v)^2\right]")
+    lines += [""]
+    slope = r"\mathrm{E}\left[\varphi'(\tau v)^2\right]"
+    if integrals is None:
+        lines.append(
+            f"${slope}$ is A00 at r = τ, b = 0, computed by the numerical scheme above."
+        )
+    else:
+        closed = sp.simplify(integrals.closed_forms[0].subs(B, 0).subs(R, TAU))
+        lines += [
+            _display_long(slope, closed),
+            "",
+            "This is A00 at r = τ, b = 0, which the kernel computes as the Fisher blocks'.",
+        ]
+    return lines
+
+
 def _inverse_section() -> list[str]:
     solved = fisher.inverse_coefficients()
     stable = fisher.stable_inverse_coefficients()
@@ -395,6 +481,7 @@ def render_activation_page(
         derivation = _terms_section(integrals) + [""] + _closed_forms_section(integrals)
         path = "closed form"
     except NoClosedForm as error:
+        integrals = None
         derivation = _numerical_section(activation, error)
         path = "numerical"
     sections = [
@@ -410,6 +497,7 @@ def render_activation_page(
         _activation_section(activation),
         derivation,
         _inverse_section(),
+        _mean_field_section(activation, integrals),
         _accuracy_section(activation, accuracy_rows),
         _plots_section(activation),
     ]

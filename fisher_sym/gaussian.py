@@ -211,20 +211,27 @@ def _on_interval(expression: sp.Expr, lower: sp.Expr, upper: sp.Expr) -> sp.Expr
 
 
 def pieces(g: sp.Expr) -> list[Piece]:
-    """Split g(u) into smooth expressions between its kinks, merging equal neighbours."""
-    piecewise = _as_piecewise(g)
+    """Split g(u) into smooth expressions between its kinks, merging equal neighbours; refuse a
+    g that vanishes everywhere (φ' = 0)."""
+    merged = split_at_kinks(g)
+    if all(piece.expression == 0 for piece in merged):
+        raise ActivationError("φ'(u) is identically zero: the Fisher block vanishes")
+    return merged
+
+
+def split_at_kinks(f: sp.Expr) -> list[Piece]:
+    """Split f(u) into smooth expressions between its kinks, merging equal neighbours."""
+    piecewise = _as_piecewise(f)
     bounds = [-sp.oo, *_kinks(piecewise), sp.oo]
     merged: list[Piece] = []
     for lower, upper in zip(bounds[:-1], bounds[1:], strict=True):
         expression = _on_interval(piecewise, lower, upper)
         if expression.has(sp.Piecewise, sp.Heaviside, sp.Max, sp.Min, sp.Abs, sp.sign):
-            raise ActivationError(f"could not resolve the pieces of {g}")
+            raise ActivationError(f"could not resolve the pieces of {f}")
         if merged and sp.simplify(merged[-1].expression - expression) == 0:
             merged[-1] = Piece(merged[-1].lower, upper, merged[-1].expression)
         else:
             merged.append(Piece(lower, upper, expression))
-    if all(piece.expression == 0 for piece in merged):
-        raise ActivationError("φ'(u) is identically zero: the Fisher block vanishes")
     return merged
 
 

@@ -42,6 +42,9 @@ __all__ = [
     "fisher_blocks_mp",
     "inverse_coefficients_mp",
     "inverse_coefficients_of",
+    "activation_moments_mp",
+    "mean_abs_mp",
+    "mean_field_mp",
     "dense_fisher",
     "monte_carlo_fisher",
     "natural_gradient_dense",
@@ -341,6 +344,114 @@ def _zero_radius_blocks(g, b, kinks_u):
     if abs(jump) <= mpmath.ldexp(max(abs(g_plus), abs(g_minus)), -prec):
         jump = mpmath.mp.zero
     return gbar, jump / mpmath.sqrt(2 * mpmath.pi), gbar
+
+
+# --------------------------------------------------------------------------------------------
+# Mean-field expectations
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _mp_phi(phi: sympy.Expr):
+    """phi(u) as a function of one mpf."""
+    return sympy.lambdify(U, phi, modules="mpmath")
+
+
+@functools.lru_cache(maxsize=64)
+def _is_odd(phi: sympy.Expr) -> bool:
+    """Whether phi(-u) = -phi(u) identically (tanh, erf, hardtanh, the cubic)."""
+    return sympy.simplify(phi.subs(U, -U) + phi) == 0
+
+
+def _folded_expectation(f, tau, kinks_z, dps):
+    """E[f(tau v)] = integral over z >= 0 of (f(tau z) + f(-tau z)) phi(z), split at the
+    breakpoints of ``_breakpoints``.  The folded sum cancels where f is nearly odd (silu at small
+    tau z: f(u) + f(-u) = O(u^2) from terms O(u), so about log10(1/(tau z)) digits are lost),
+    so it is evaluated with log10(1/tau) + 20 more digits."""
+    extra_bits = int(3.33 * max(0, -mpmath.log10(tau))) + 64
+
+    def folded(z):
+        with mpmath.workprec(mpmath.mp.prec + extra_bits):
+            value = f(tau * z) + f(-tau * z)
+        return value * mpmath.npdf(z)
+
+    # Beyond z = 64 the Gaussian is below exp(-2048): later points would only cost time.
+    points = [p for p in _breakpoints(tau, mpmath.mp.zero, kinks_z) if p <= 64] + [mpmath.inf]
+    # Scaled to its size where the Gaussian is, so that quad's absolute error control acts as a
+    # relative one (at tau = 1e-8, E[relu(tau v)^2] = 5e-17).
+    scale = max(abs(folded(z)) for z in (mpmath.mpf(1) / 4, mpmath.mpf(1), mpmath.mpf(2)))
+    scale = scale or mpmath.mp.one
+    rel_tol = mpmath.mpf(10) ** -(dps + 5)
+    maxdeg = mpmath.calculus.quadrature.TanhSinh(mpmath.mp).guess_degree(mpmath.mp.prec)
+    for degree in (maxdeg, maxdeg + 3):
+        value, error = mpmath.quad(
+            lambda z: folded(z) / scale, points, error=True, maxdegree=degree
+        )
+        # A value far below the smallest double (the mass beyond a kink at 1e6 deviations)
+        # needs no digits: a double holds 0 there.
+        if error <= rel_tol * abs(value) or abs(value * scale) < mpmath.mpf("1e-400"):
+            return value * scale
+    raise ArithmeticError("mean_field_mp: quadrature did not converge")
+
+
+def activation_moments_mp(phi, tau, dps: int = 40):
+    """(E[phi(tau v)], E[phi(tau v)^2]) for v ~ N(0, 1), as mpf at ``dps`` digits.
+
+    Each is an integral over z >= 0 of the folded integrand (f(tau z) + f(-tau z)) phi(z), split
+    where the Gaussian and the activation change (z = k/tau and the kinks over tau), by
+    tanh-sinh quadrature at ``dps`` + guard digits.  An odd phi (checked symbolically) has mean
+    0 exactly.  At tau = 0: (phi(0), phi(0)^2).
+    """
+    phi = sympy.sympify(phi)
+    f = _mp_phi(phi)
+    with mpmath.workdps(dps + _GUARD_DPS):
+        tau = _to_mpf(tau)
+        if tau < 0:
+            raise ValueError("tau must be non-negative")
+        if tau == 0:
+            value = f(mpmath.mp.zero)
+            out = (value, value**2)
+        else:
+            kinks_z = [_to_mpf(c) / tau for c in _auto_kinks(phi)]
+            mean = (
+                mpmath.mp.zero if _is_odd(phi) else _folded_expectation(f, tau, kinks_z, dps)
+            )
+            out = (mean, _folded_expectation(lambda u: f(u) ** 2, tau, kinks_z, dps))
+    with mpmath.workdps(dps):
+        return tuple(+x for x in out)
+
+
+def mean_field_mp(phi, tau, dps: int = 40):
+    """(E[phi(tau v)], E[phi(tau v)^2], E[phi'(tau v)^2]) for v ~ N(0, 1), as mpf at ``dps``
+    digits: ``activation_moments_mp`` and A00 of ``fisher_blocks_mp`` at r = tau, b = 0 (at
+    tau = 0 the mean of the one-sided limits of phi'(0)^2)."""
+    mean, second = activation_moments_mp(phi, tau, dps)
+    return mean, second, fisher_blocks_mp(sympy.sympify(phi), tau, 0, dps=dps)[0]
+
+
+def mean_abs_mp(phi, tau):
+    """E[|phi(tau v)|] to about 15 digits: the scale against which a mean that vanishes by
+    symmetry is judged."""
+    phi = sympy.sympify(phi)
+    f = _mp_phi(phi)
+    with mpmath.workdps(15 + _GUARD_DPS):
+        tau = _to_mpf(tau)
+        if tau == 0:
+            return abs(f(mpmath.mp.zero))
+        kinks_z = [_to_mpf(c) / tau for c in (*_auto_kinks(phi), *_real_zeros(phi))]
+        return +_folded_expectation(lambda u: abs(f(u)), tau, kinks_z, 15)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_zeros(phi: sympy.Expr) -> tuple[sympy.Expr, ...]:
+    """Real zeros of phi where sympy finds them (breakpoints for |phi|; a miss costs time)."""
+    try:
+        zeros = sympy.solveset(phi, U, domain=sympy.S.Reals)
+    except Exception:  # noqa: BLE001 - any failure just means "no breakpoint found"
+        return ()
+    if not isinstance(zeros, sympy.FiniteSet):
+        return ()
+    return tuple(z for z in zeros if z.is_number and z.is_real)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Accuracy report: a generated module against the mpmath reference over a standard grid.
 
 For each quantity (A00, A0n, Ann, Abar00, X, Y, Z) the report gives the maximum relative
-error over the grid points where the true value is a normal double, and where it occurs.
+error over the grid points where the true value is a normal double, and where it occurs;
+``mean_field_accuracy`` does the same for ``mean_field`` (E[φ], E[φ²], E[φ'²]) over tau.
 """
 
 from __future__ import annotations
@@ -112,4 +113,44 @@ def format_table(rows: dict[str, dict[str, Worst]]) -> str:
     ]
     for name, worst in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{worst[q].error:.1e}" for q in QUANTITIES) + " |")
+    return "\n".join(lines)
+
+
+# --- the mean field -----------------------------------------------------------------------------
+
+#: The tau grid of ``mean_field_accuracy``: from 0 to 1e4.
+MEAN_FIELD_TAUS = (0.0, 1e-8, 1e-4, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1e3, 1e4)
+MEAN_FIELD_QUANTITIES = ("E[φ]", "E[φ²]", "E[φ'²]")
+
+
+def mean_field_accuracy(module_name: str, phi: sp.Expr, taus=MEAN_FIELD_TAUS, dps: int = 40):
+    """{quantity: Worst} for ``generated.<module_name>.mean_field`` against
+    ``reference.mean_field_mp`` at ``dps`` digits on ``taus``. Where E[φ(τv)] is 0 (an odd φ,
+    by symmetry) its error is |got| / E[|φ(τv)|] instead of a relative one."""
+    module = importlib.import_module(f"generated.{module_name}")
+    worst = {quantity: Worst() for quantity in MEAN_FIELD_QUANTITIES}
+    for tau in taus:
+        where = f"tau={tau:g}"
+        got = module.mean_field(tau)
+        want = reference.mean_field_mp(phi, tau, dps)
+        for quantity, g, w in zip(MEAN_FIELD_QUANTITIES, got, want, strict=True):
+            if w == 0:
+                scale = reference.mean_abs_mp(phi, tau)
+                error = float(abs(g) / scale) if scale else float(g != 0) * math.inf
+                if error > worst[quantity].error:
+                    worst[quantity].error, worst[quantity].where = error, where
+            else:
+                worst[quantity].update(g, w, where)
+    return worst
+
+
+def format_mean_field_table(rows: dict[str, dict[str, Worst]]) -> str:
+    """A Markdown table: one row per activation, the max error of each mean-field quantity."""
+    lines = [
+        "| activation | " + " | ".join(MEAN_FIELD_QUANTITIES) + " |",
+        "|---" * (len(MEAN_FIELD_QUANTITIES) + 1) + "|",
+    ]
+    for name, worst in rows.items():
+        cells = " | ".join(f"{worst[q].error:.1e}" for q in MEAN_FIELD_QUANTITIES)
+        lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)

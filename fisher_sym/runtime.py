@@ -39,10 +39,11 @@ TAIL_EDGE = 8.0
 
 
 def _runtime_fingerprint() -> str:
-    """A hash of the jitted code that generated modules call (this module, special, row_passes)."""
+    """A hash of the jitted code that generated modules call (this module, special, row_passes,
+    mean_field_runtime)."""
     folder = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("row_passes.py", "runtime.py", "special.py"):
+    for name in ("mean_field_runtime.py", "row_passes.py", "runtime.py", "special.py"):
         digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:16]
 

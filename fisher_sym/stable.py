@@ -17,6 +17,7 @@ activation is stable for free:
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
 
 from fisher_sym.activations import U
 
@@ -103,3 +104,69 @@ def one_sided(expression: sp.Expr, positive_side: bool) -> sp.Expr:
         denominator = denominator / exponential
     numerator = sp.powsimp(sp.expand(numerator), combine="exp")
     return numerator / sp.factor(denominator)
+
+
+# --- values of a function on u > 0 (the mean field's even parts) -------------------------------
+
+
+def _log_of_polynomial(polynomial: sp.Expr) -> sp.Expr:
+    """log P(t) for a polynomial P in t = exp(−u) ∈ (0, 1]: with P = t^m·(c0 + Σ_{k>0} c_k t^k),
+    log P = −m·u + log c0 + log1p(Σ_{k>0} c_k t^k / c0), which neither overflows nor cancels for
+    c0 > 0. Anything else is kept as log P."""
+    if not polynomial.is_polynomial(T_POSITIVE):
+        return sp.log(polynomial)
+    poly = sp.Poly(sp.expand(polynomial), T_POSITIVE)
+    lowest = min(monomial[0] for monomial in poly.monoms())
+    reduced = sp.expand(sp.cancel(polynomial / T_POSITIVE**lowest))
+    constant = reduced.subs(T_POSITIVE, 0)
+    if not (constant.is_number and constant.is_positive):
+        return sp.log(polynomial)
+    rest = sp.expand(reduced / constant - 1)
+    return -lowest * U + sp.log(constant) + (log1p(rest) if rest != 0 else 0)
+
+
+def _split_logs(expression: sp.Expr) -> sp.Expr:
+    """log of a rational function of t → logs of its numerator and denominator, each by
+    ``_log_of_polynomial``: log(1 + exp(u)) on u > 0 becomes u + log1p(t)."""
+
+    def replace(logarithm: sp.log) -> sp.Expr:
+        numerator, denominator = sp.fraction(sp.cancel(sp.together(logarithm.args[0])))
+        return _log_of_polynomial(numerator) - _log_of_polynomial(denominator)
+
+    return expression.replace(lambda e: isinstance(e, sp.log) and e.has(T_POSITIVE), replace)
+
+
+def _expm1_factors(expression: sp.Expr) -> sp.Expr:
+    """Factors t^k − 1 of a product → expm1(−k·u), so that 1 − exp(−u) keeps its digits as
+    u → 0 (silu's even part u·(1 − t)/(2(1 + t)) ≈ u²/4)."""
+
+    def rewrite(factor: sp.Expr) -> sp.Expr:
+        base, exponent = factor.as_base_exp()
+        if not base.is_Add or not base.is_polynomial(T_POSITIVE) or base.has(U):
+            return factor
+        poly = sp.Poly(base, T_POSITIVE)
+        terms = poly.terms()
+        if len(terms) == 2 and {c for _, c in terms} == {1, -1} and poly.eval(1) == 0:
+            ((k,), leading) = max(terms)
+            return (leading * expm1(-k * U)) ** exponent
+        return factor
+
+    return sp.Mul(*(rewrite(factor) for factor in sp.Mul.make_args(expression)))
+
+
+def positive_side_value(expression: sp.Expr) -> sp.Expr:
+    """``expression`` (a function of u, such as φ or φ²) in a form for evaluation on u > 0.
+
+    Hyperbolic functions become exponentials and exp(k·u + c) becomes e^c·t^(−k) with
+    t = ``T_POSITIVE`` = exp(−u) ∈ (0, 1], so that nothing overflows at large u; logarithms of
+    the resulting rational functions of t are split into −m·u + log c0 + log1p(…)
+    (softplus: log(1 + exp(u)) = u + log1p(t)); the whole is put over one denominator, and
+    factors t^k − 1 become expm1(−k·u), which keeps its digits as u → 0. erf and erfc are left
+    as they are: unlike φ'², φ itself needs erf near 0, where 1 − erfc would cancel.
+    """
+    expression = expression.rewrite([sp.tanh, sp.sinh, sp.cosh, sp.sech, sp.csch, sp.coth], sp.exp)
+    expression = _split_logs(_exp_as_power(expression, True))
+    numerator, denominator = sp.fraction(sp.cancel(sp.together(expression)))
+    numerator = _expm1_factors(sp.factor(numerator))
+    denominator = _expm1_factors(sp.factor(denominator))
+    return numerator / denominator

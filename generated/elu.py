@@ -23,6 +23,15 @@ Inverse (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) 
     Y = -a*m1/(s*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
     Z = a**2*m1**2/(s*(a + l)*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
 
+Mean field (mean_field), v ~ N(0, 1), for tau ≥ 0:
+    E[φ(τv)] = sqrt(2)*tau/(2*sqrt(pi)) + exp(tau**2/2)*erfc(sqrt(2)*tau/2)/2 - 1/2 (f splits
+        into Gaussian terms between its kinks), summed term by term; for tau ≤ 1 its Taylor
+        series in tau, 33 coefficients.
+    E[φ(τv)²] = tau**2/2 - exp(tau**2/2)*erfc(sqrt(2)*tau/2) + exp(2*tau**2)*erfc(sqrt(2)*tau)/2
+        + 1/2 (f splits into Gaussian terms between its kinks), summed term by term; for tau ≤ 1
+        its Taylor series in tau, 51 coefficients.
+    E[φ'(τv)²] = A00 at r = tau, b = 0.
+
 Conventions: a unit u = w·x + b with x ~ N(0, I); parameters ordered (w_1, …, w_n, b);
 r = |w| (Euclidean norm of the unit's weight row); ŵ = (w/r, 0), e0 = (0, …, 0, 1).
 At r = 0 the block is taken as A00·I with A00 = the mean of the one-sided limits of φ'(b)²
@@ -35,7 +44,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import row_passes, runtime, special
+from fisher_sym import mean_field_runtime, row_passes, runtime, special
 
 runtime.drop_stale_cache(__file__)
 
@@ -444,6 +453,218 @@ def _shaped(arrays, shape):
     if shape == ():
         return tuple(float(array[0]) for array in arrays)
     return tuple(array.reshape(shape) for array in arrays)
+
+
+# --- the mean field: E[φ(τv)], E[φ(τv)²], E[φ'(τv)²] for v ~ N(0, 1) --------------------------
+
+# How E[φ(τv)] and E[φ(τv)²] are computed (fisher_sym.expectations): "constant", "polynomial",
+# "gaussian terms", "closed form" or "numerical".
+MEAN_FIELD_KINDS = ('gaussian terms', 'gaussian terms')
+
+_MEAN_SERIES = np.array([
+    0.25,
+    -0.13298076013381088,
+    0.0625,
+    -0.026596152026762177,
+    0.010416666666666666,
+    -0.003799450289537454,
+    0.0013020833333333333,
+    -0.0004221611432819393,
+    0.00013020833333333333,
+    -3.8378285752903576e-05,
+    1.0850694444444445e-05,
+    -2.952175827146429e-06,
+    7.750496031746032e-07,
+    -1.9681172180976193e-07,
+    4.84406001984127e-08,
+    -1.1577160106456585e-08,
+    2.6911444554673723e-09,
+    -6.093242161292939e-10,
+    1.345572227733686e-10,
+    -2.901543886329971e-11,
+    6.1162373987894825e-12,
+    -1.2615408201434657e-12,
+    2.5484322494956177e-13,
+    -5.0461632805738625e-14,
+    9.801662498060067e-15,
+    -1.8689493631755046e-15,
+    3.500593749307167e-16,
+    -6.444652976467257e-17,
+    1.166864583102389e-17,
+    -2.0789203149894378e-18,
+    3.6464518221949656e-19,
+])
+
+_SECOND_MOMENT_SERIES = np.array([
+    1.0,
+    -0.7978845608028654,
+    0.875,
+    -0.7978845608028654,
+    0.6458333333333334,
+    -0.4787307364817192,
+    0.3307291666666667,
+    -0.21530218307378907,
+    0.13307291666666668,
+    -0.07852197265044072,
+    0.044422743055555554,
+    -0.024178320024329254,
+    0.01269686259920635,
+    -0.00644873287681866,
+    0.003174506293402778,
+    -0.0015174183751532646,
+    0.0007054619898451278,
+    -0.000319460155977563,
+    0.0001410932053123622,
+    -6.084972761216899e-05,
+    2.5653346754217523e-05,
+    -1.0582568893100396e-05,
+    4.275559321428937e-06,
+    -1.6932113256658603e-06,
+    6.577784159528884e-07,
+    -2.5084613353456435e-07,
+    9.396834723648315e-08,
+    -3.4599467081101854e-08,
+    1.2529113034876296e-08,
+    -4.464447377776986e-09,
+    1.566139131547408e-09,
+    -5.411451370782263e-10,
+    1.8425166259933834e-10,
+    -6.184515853402545e-11,
+    2.0472406957269512e-11,
+    -6.685963085051388e-12,
+    2.1549902060754086e-12,
+    -6.857398036024983e-13,
+    2.1549902060871685e-13,
+    -6.690144425408482e-14,
+    2.0523716248477223e-14,
+    -6.223390163174926e-15,
+    1.8657923862258384e-15,
+    -5.531902367267544e-16,
+    1.62242816193565e-16,
+    -4.708002014695983e-17,
+    1.352023468279737e-17,
+    -3.843266950772272e-18,
+    1.0816187746237955e-18,
+])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_mean(tau):
+    """E[φ(τv)], tau ≥ 0: the sum of the closed forms of f's Gaussian terms; below tau = 1 its
+    Taylor series in tau (33 coefficients), where the closed form's terms cancel."""
+    if tau <= 1.0:
+        return mean_field_runtime.power_series(_MEAN_SERIES, tau, 2, 1)
+    r = tau
+    b = 0.0
+    t0 = r**2
+    t1 = -0.5*b**2/t0 - 0.5*math.log(math.pi) - 0.5*math.log(2)
+    log_at_upper_0 = t1
+    log_weight_1 = b + (0.5)*t0
+    mean_1 = r
+    log_at_upper_1 = t1
+    # term 0: u in (-oo, 0): -1
+    term_0 = runtime.constant_term(
+        sign=-1.0, log_weight=0.0, mean=0.0, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=-math.inf,
+        z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_0,
+    )
+    # term 1: u in (-oo, 0): exp(u)
+    term_1 = runtime.constant_term(
+        sign=1.0, log_weight=log_weight_1, mean=mean_1, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=-math.inf,
+        z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_1,
+    )
+    # term 2: u in (0, oo): u
+    term_2 = runtime.polynomial_term(
+        coefficients=(0.0, 1.0,),
+        log_weight=0.0, mean=0.0, std=1.0,
+        z_lower=runtime.kink_to_z(0.0, b, r),
+        z_upper=math.inf, r=r, b=b,
+    )
+    return mean_field_runtime.sum_of_terms((term_0, term_1, term_2,))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_second_moment(tau):
+    """E[φ(τv)²], tau ≥ 0: the sum of the closed forms of f's Gaussian terms; below tau = 1 its
+    Taylor series in tau (51 coefficients), where the closed form's terms cancel."""
+    if tau <= 1.0:
+        return mean_field_runtime.power_series(_SECOND_MOMENT_SERIES, tau, 2, 1)
+    r = tau
+    b = 0.0
+    t0 = math.log(2)
+    t1 = (0.5)*t0
+    t2 = r**2
+    t3 = (0.5)*b**2/t2 + (0.5)*math.log(math.pi)
+    t4 = -t1 - t3
+    log_at_upper_0 = t4
+    log_weight_1 = b + t0 + (0.5)*t2
+    mean_1 = r
+    log_at_upper_1 = t1 - t3
+    log_weight_2 = 2*b + 2*t2
+    mean_2 = 2*r
+    log_at_upper_2 = t4
+    # term 0: u in (-oo, 0): 1
+    term_0 = runtime.constant_term(
+        sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=-math.inf,
+        z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_0,
+    )
+    # term 1: u in (-oo, 0): (-2)*exp(u)
+    term_1 = runtime.constant_term(
+        sign=-1.0, log_weight=log_weight_1, mean=mean_1, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=-math.inf,
+        z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_1,
+    )
+    # term 2: u in (-oo, 0): exp(2*u)
+    term_2 = runtime.constant_term(
+        sign=1.0, log_weight=log_weight_2, mean=mean_2, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=-math.inf,
+        z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_2,
+    )
+    # term 3: u in (0, oo): u**2
+    term_3 = runtime.polynomial_term(
+        coefficients=(0.0, 0.0, 1.0,),
+        log_weight=0.0, mean=0.0, std=1.0,
+        z_lower=runtime.kink_to_z(0.0, b, r),
+        z_upper=math.inf, r=r, b=b,
+    )
+    return mean_field_runtime.sum_of_terms((term_0, term_1, term_2, term_3,))
+
+
+@numba.njit(cache=True)
+def _mean_field_kernel(tau):
+    out = np.empty((3, tau.size))
+    for i in range(tau.size):
+        out[0, i] = _activation_mean(tau[i])
+        out[1, i] = _activation_second_moment(tau[i])
+        out[2, i] = _tilted_moments(tau[i], 0.0)[0]
+    return out
+
+
+def mean_field(tau):
+    """(E[φ(τv)], E[φ(τv)²], E[φ'(τv)²]) for v ~ N(0, 1), as float64.
+
+    ``tau`` ≥ 0, the standard deviation of a unit's pre-activation u = τv, broadcasts like a
+    NumPy ufunc; a scalar gives floats. At tau = 0: (φ(0), φ(0)², the mean of the one-sided
+    limits of φ'(0)²). E[φ'(τv)²] is A00 of ``fisher_blocks`` at r = tau, b = 0. Raises
+    TypeError or ValueError, before any work, for tau that is not real, finite and ≥ 0, and
+    FloatingPointError naming the tau at which a result is not a finite double.
+    """
+    tau = mean_field_runtime.check_tau(tau)
+    out = _mean_field_kernel(tau.ravel())
+    mean_field_runtime.raise_for_non_finite(out, tau.ravel())
+    return _shaped(tuple(out), tau.shape)
 
 
 # --- GPU per-row head: ``_row_head`` itself, whose coefficients compile for the device ------

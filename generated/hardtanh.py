@@ -23,6 +23,13 @@ Inverse (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) 
     Y = -a*m1/(s*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
     Z = a**2*m1**2/(s*(a + l)*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
 
+Mean field (mean_field), v ~ N(0, 1), for tau ≥ 0:
+    E[φ(τv)] = 0 (its even part (f(u) + f(−u))/2 is the constant 0).
+    E[φ(τv)²] = -tau**2*erfc(sqrt(2)/(2*tau)) + tau**2 - sqrt(2)*tau*exp(-1/(2*tau**2))/sqrt(pi)
+        + erfc(sqrt(2)/(2*tau)) (f splits into Gaussian terms between its kinks), summed term by
+        term.
+    E[φ'(τv)²] = A00 at r = tau, b = 0.
+
 Conventions: a unit u = w·x + b with x ~ N(0, I); parameters ordered (w_1, …, w_n, b);
 r = |w| (Euclidean norm of the unit's weight row); ŵ = (w/r, 0), e0 = (0, …, 0, 1).
 At r = 0 the block is taken as A00·I with A00 = the mean of the one-sided limits of φ'(b)²
@@ -35,7 +42,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import row_passes, runtime, special
+from fisher_sym import mean_field_runtime, row_passes, runtime, special
 
 runtime.drop_stale_cache(__file__)
 
@@ -435,6 +442,81 @@ def _shaped(arrays, shape):
     if shape == ():
         return tuple(float(array[0]) for array in arrays)
     return tuple(array.reshape(shape) for array in arrays)
+
+
+# --- the mean field: E[φ(τv)], E[φ(τv)²], E[φ'(τv)²] for v ~ N(0, 1) --------------------------
+
+# How E[φ(τv)] and E[φ(τv)²] are computed (fisher_sym.expectations): "constant", "polynomial",
+# "gaussian terms", "closed form" or "numerical".
+MEAN_FIELD_KINDS = ('constant', 'gaussian terms')
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_mean(tau):
+    """E[φ(τv)], tau ≥ 0: 0 for every tau (its even part (f(u) + f(−u))/2 is the constant 0)."""
+    return 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_second_moment(tau):
+    """E[φ(τv)²], tau ≥ 0: the sum of the closed forms of f's Gaussian terms."""
+    if tau == 0.0:
+        return 0.0
+    r = tau
+    b = 0.0
+    t0 = (0.5)/r**2
+    t1 = (0.5)*math.log(2) + (0.5)*math.log(math.pi)
+    log_at_upper_0 = -t0*(-b - 1)**2 - t1
+    log_at_lower_2 = -t0*(1 - b)**2 - t1
+    # term 0: u in (-oo, -1): 1
+    term_0 = runtime.constant_term(
+        sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=-math.inf,
+        z_upper=runtime.kink_to_z(-1.0, b, r),
+        log_at_upper=log_at_upper_0,
+    )
+    # term 1: u in (-1, 1): u**2
+    term_1 = runtime.polynomial_term(
+        coefficients=(0.0, 0.0, 1.0,),
+        log_weight=0.0, mean=0.0, std=1.0,
+        z_lower=runtime.kink_to_z(-1.0, b, r),
+        z_upper=runtime.kink_to_z(1.0, b, r), r=r, b=b,
+    )
+    # term 2: u in (1, oo): 1
+    term_2 = runtime.constant_term(
+        sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=runtime.kink_to_z(1.0, b, r),
+        z_upper=math.inf,
+        log_at_lower=log_at_lower_2,
+    )
+    return mean_field_runtime.sum_of_terms((term_0, term_1, term_2,))
+
+
+@numba.njit(cache=True)
+def _mean_field_kernel(tau):
+    out = np.empty((3, tau.size))
+    for i in range(tau.size):
+        out[0, i] = _activation_mean(tau[i])
+        out[1, i] = _activation_second_moment(tau[i])
+        out[2, i] = _tilted_moments(tau[i], 0.0)[0]
+    return out
+
+
+def mean_field(tau):
+    """(E[φ(τv)], E[φ(τv)²], E[φ'(τv)²]) for v ~ N(0, 1), as float64.
+
+    ``tau`` ≥ 0, the standard deviation of a unit's pre-activation u = τv, broadcasts like a
+    NumPy ufunc; a scalar gives floats. At tau = 0: (φ(0), φ(0)², the mean of the one-sided
+    limits of φ'(0)²). E[φ'(τv)²] is A00 of ``fisher_blocks`` at r = tau, b = 0. Raises
+    TypeError or ValueError, before any work, for tau that is not real, finite and ≥ 0, and
+    FloatingPointError naming the tau at which a result is not a finite double.
+    """
+    tau = mean_field_runtime.check_tau(tau)
+    out = _mean_field_kernel(tau.ravel())
+    mean_field_runtime.raise_for_non_finite(out, tau.ravel())
+    return _shaped(tuple(out), tau.shape)
 
 
 # --- GPU per-row head: ``_row_head`` itself, whose coefficients compile for the device ------

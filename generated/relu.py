@@ -20,6 +20,11 @@ Inverse (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) 
     Y = -a*m1/(s*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
     Z = a**2*m1**2/(s*(a + l)*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
 
+Mean field (mean_field), v ~ N(0, 1), for tau ≥ 0:
+    E[φ(τv)] = sqrt(2)*tau/(2*sqrt(pi)) (f is a polynomial on each side of 0).
+    E[φ(τv)²] = tau**2/2 (f is a polynomial on each side of 0).
+    E[φ'(τv)²] = A00 at r = tau, b = 0.
+
 Conventions: a unit u = w·x + b with x ~ N(0, I); parameters ordered (w_1, …, w_n, b);
 r = |w| (Euclidean norm of the unit's weight row); ŵ = (w/r, 0), e0 = (0, …, 0, 1).
 At r = 0 the block is taken as A00·I with A00 = the mean of the one-sided limits of φ'(b)²
@@ -32,7 +37,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import row_passes, runtime, special
+from fisher_sym import mean_field_runtime, row_passes, runtime, special
 
 runtime.drop_stale_cache(__file__)
 
@@ -428,6 +433,51 @@ def _shaped(arrays, shape):
     if shape == ():
         return tuple(float(array[0]) for array in arrays)
     return tuple(array.reshape(shape) for array in arrays)
+
+
+# --- the mean field: E[φ(τv)], E[φ(τv)²], E[φ'(τv)²] for v ~ N(0, 1) --------------------------
+
+# How E[φ(τv)] and E[φ(τv)²] are computed (fisher_sym.expectations): "constant", "polynomial",
+# "gaussian terms", "closed form" or "numerical".
+MEAN_FIELD_KINDS = ('polynomial', 'polynomial')
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_mean(tau):
+    """E[φ(τv)], tau ≥ 0: sqrt(2)*tau/(2*sqrt(pi)), exactly (f is a polynomial on each side of
+    0)."""
+    return 0.3989422804014327*tau
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_second_moment(tau):
+    """E[φ(τv)²], tau ≥ 0: tau**2/2, exactly (f is a polynomial on each side of 0)."""
+    return 0.5*tau**2
+
+
+@numba.njit(cache=True)
+def _mean_field_kernel(tau):
+    out = np.empty((3, tau.size))
+    for i in range(tau.size):
+        out[0, i] = _activation_mean(tau[i])
+        out[1, i] = _activation_second_moment(tau[i])
+        out[2, i] = _tilted_moments(tau[i], 0.0)[0]
+    return out
+
+
+def mean_field(tau):
+    """(E[φ(τv)], E[φ(τv)²], E[φ'(τv)²]) for v ~ N(0, 1), as float64.
+
+    ``tau`` ≥ 0, the standard deviation of a unit's pre-activation u = τv, broadcasts like a
+    NumPy ufunc; a scalar gives floats. At tau = 0: (φ(0), φ(0)², the mean of the one-sided
+    limits of φ'(0)²). E[φ'(τv)²] is A00 of ``fisher_blocks`` at r = tau, b = 0. Raises
+    TypeError or ValueError, before any work, for tau that is not real, finite and ≥ 0, and
+    FloatingPointError naming the tau at which a result is not a finite double.
+    """
+    tau = mean_field_runtime.check_tau(tau)
+    out = _mean_field_kernel(tau.ravel())
+    mean_field_runtime.raise_for_non_finite(out, tau.ravel())
+    return _shaped(tuple(out), tau.shape)
 
 
 # --- GPU per-row head: ``_row_head`` itself, whose coefficients compile for the device ------

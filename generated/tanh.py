@@ -46,6 +46,17 @@ Inverse (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) 
     Y = -a*m1/(s*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
     Z = a**2*m1**2/(s*(a + l)*(a**2*v + a*l*m1**2 + a*l*v + a*l + l**2))
 
+Mean field (mean_field), v ~ N(0, 1), for tau ≥ 0:
+    E[φ(τv)] = 0 (its even part (f(u) + f(−u))/2 is the constant 0).
+    E[φ(τv)²]: numerically, 2∫_0^40 f_e(τz) φ(z) dz by adaptive Gauss–Legendre quadrature, each
+        panel halved until its halves agree with it to MEAN_FIELD_TOLERANCE = 1e-13 of the
+        summed |integrand| (the accuracy knob, in fisher_sym.mean_field_runtime); f_e(u) = (t +
+        1)**2*expm1(-u)**2/(t**2 + 1)**2 on u in (0, oo), t = exp(−u). No closed form: f is not
+        a sum of Gaussian terms (factor tanh(u)**2 is not a polynomial or an exponential); no
+        closed form by Price's theorem (factor tanh(u)**2 is not a polynomial or an
+        exponential).
+    E[φ'(τv)²] = A00 at r = tau, b = 0.
+
 Conventions: a unit u = w·x + b with x ~ N(0, I); parameters ordered (w_1, …, w_n, b);
 r = |w| (Euclidean norm of the unit's weight row); ŵ = (w/r, 0), e0 = (0, …, 0, 1).
 At r = 0 the block is taken as A00·I with A00 = the mean of the one-sided limits of φ'(b)²
@@ -58,7 +69,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import row_passes, runtime, special
+from fisher_sym import mean_field_runtime, row_passes, runtime, special
 
 runtime.drop_stale_cache(__file__)
 
@@ -930,6 +941,121 @@ def _shaped(arrays, shape):
     if shape == ():
         return tuple(float(array[0]) for array in arrays)
     return tuple(array.reshape(shape) for array in arrays)
+
+
+# --- the mean field: E[φ(τv)], E[φ(τv)²], E[φ'(τv)²] for v ~ N(0, 1) --------------------------
+
+# How E[φ(τv)] and E[φ(τv)²] are computed (fisher_sym.expectations): "constant", "polynomial",
+# "gaussian terms", "closed form" or "numerical".
+MEAN_FIELD_KINDS = ('constant', 'numerical')
+
+# The numerical path (mean_field_runtime): E[f(τv)] = 2∫_0^40 f_e(τz) φ(z) dz for the even
+# part f_e(u) = (f(u) + f(−u))/2, by adaptive Gauss–Legendre quadrature in z with panels from
+# the kinks of f_e on u > 0 (MEAN_FIELD_KINKS) and u = 0 on the scale 1/τ, and the Gaussian's.
+MEAN_FIELD_KINKS = np.array([], dtype=np.float64)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _even_part(u, component):
+    """f_e(u) at u ≥ 0 for f = φ (component 0) or f = φ² (component 1), in a form that
+    neither overflows nor cancels (t = exp(−u))."""
+    if component == 0:  # f = tanh(u)
+        return 0.0  # E[φ(τv)] is not integrated numerically
+    if component == 1:  # f = tanh(u)**2
+        t = math.exp(-u)
+        value = (t + 1)**2*math.expm1(-u)**2/(t**2 + 1)**2
+        return value
+    return math.nan
+
+
+@numba.njit(cache=True)
+def _even_part_panel(tau, component, lower, upper):
+    """Gauss–Legendre sums over z ∈ [lower, upper] of 2 f_e(τz) φ(z) and of its |·|."""
+    nodes, weights = mean_field_runtime.panel_nodes(lower, upper)
+    total = magnitude = 0.0
+    for k in range(nodes.size):
+        value = weights[k] * _even_part(tau * nodes[k], component)
+        total += value
+        magnitude += abs(value)
+    return total, magnitude
+
+
+@numba.njit(cache=True)
+def _even_part_integral(tau, component):
+    """E[f(τv)] = 2∫_0^40 f_e(τz) φ(z) dz (tau > 0): each panel is split in two until its halves
+    agree with it to MEAN_FIELD_TOLERANCE of the summed |integrand|. NaN where that fails, or
+    where the integrand has not decayed by z = 40 (mean_field then raises)."""
+    edges = mean_field_runtime.panel_edges(tau, MEAN_FIELD_KINKS)
+    limit = mean_field_runtime.MEAN_FIELD_MAX_PANELS
+    lower = np.empty(limit)
+    upper = np.empty(limit)
+    sums = np.empty(limit)
+    magnitude = last = 0.0
+    for i in range(edges.size - 1):
+        sums[i], last = _even_part_panel(tau, component, edges[i], edges[i + 1])
+        lower[i], upper[i] = edges[i], edges[i + 1]
+        magnitude += last
+    tolerance = mean_field_runtime.MEAN_FIELD_TOLERANCE * magnitude
+    if last > 1e-3 * tolerance:
+        return math.nan
+    size = edges.size - 1
+    total = 0.0
+    while size > 0:
+        size -= 1
+        a, c, whole = lower[size], upper[size], sums[size]
+        middle = 0.5 * (a + c)
+        left, _ = _even_part_panel(tau, component, a, middle)
+        right, _ = _even_part_panel(tau, component, middle, c)
+        if abs(left + right - whole) <= tolerance or middle == a or middle == c:
+            total += left + right
+        elif size + 2 > limit:
+            return math.nan
+        else:
+            lower[size], upper[size], sums[size] = a, middle, left
+            lower[size + 1], upper[size + 1], sums[size + 1] = middle, c, right
+            size += 2
+    return total
+
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_mean(tau):
+    """E[φ(τv)], tau ≥ 0: 0 for every tau (its even part (f(u) + f(−u))/2 is the constant 0)."""
+    return 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _activation_second_moment(tau):
+    """E[φ(τv)²], tau ≥ 0: adaptive quadrature of the even part f_e
+    (``_even_part_integral``)."""
+    if tau == 0.0:
+        return 0.0
+    return _even_part_integral(tau, 1)
+
+
+@numba.njit(cache=True)
+def _mean_field_kernel(tau):
+    out = np.empty((3, tau.size))
+    for i in range(tau.size):
+        out[0, i] = _activation_mean(tau[i])
+        out[1, i] = _activation_second_moment(tau[i])
+        out[2, i] = _tilted_moments(tau[i], 0.0)[0]
+    return out
+
+
+def mean_field(tau):
+    """(E[φ(τv)], E[φ(τv)²], E[φ'(τv)²]) for v ~ N(0, 1), as float64.
+
+    ``tau`` ≥ 0, the standard deviation of a unit's pre-activation u = τv, broadcasts like a
+    NumPy ufunc; a scalar gives floats. At tau = 0: (φ(0), φ(0)², the mean of the one-sided
+    limits of φ'(0)²). E[φ'(τv)²] is A00 of ``fisher_blocks`` at r = tau, b = 0. Raises
+    TypeError or ValueError, before any work, for tau that is not real, finite and ≥ 0, and
+    FloatingPointError naming the tau at which a result is not a finite double.
+    """
+    tau = mean_field_runtime.check_tau(tau)
+    out = _mean_field_kernel(tau.ravel())
+    mean_field_runtime.raise_for_non_finite(out, tau.ravel())
+    return _shaped(tuple(out), tau.shape)
 
 
 # --- GPU per-row head: the fast rule alone, its table an argument of the kernel --------------

@@ -130,6 +130,16 @@ def test_page_without_closed_form_says_why():
     assert "## No closed form" in page and "is not a polynomial or an exponential" in page
     assert "## Closed forms" not in page
     assert "## Inverse coefficients" in page  # the inverse does not depend on the activation
+    # its mean field: E[tanh] = 0 by symmetry, E[tanh²] by quadrature of the even part
+    mean_field = page[page.index("## Mean field") : page.index(docs._ACCURACY_HEADING)]
+    assert "By symmetry" in mean_field and "f_e(u) =" in mean_field
+
+
+def test_page_shows_the_mean_field_closed_forms():
+    page = docs.render_activation_page(activations.builtin("relu"), ROWS)
+    mean_field = page[page.index("## Mean field") : page.index(docs._ACCURACY_HEADING)]
+    assert r"= \frac{\sqrt{2} \tau}{2 \sqrt{\pi}}" in mean_field  # E[relu(τv)] = τ/√(2π)
+    assert r"= \frac{\tau^{2}}{2}" in mean_field and r"= \frac{1}{2}" in mean_field
 
 
 def test_rendering_is_deterministic_across_processes():

@@ -19,7 +19,9 @@ from fisher_sym import fisher, narrow
 from fisher_sym.activations import U
 from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
 from fisher_sym.codegen.layer_template import CPU_LAYER_API
+from fisher_sym.codegen.mean_field import header_lines, render_section
 from fisher_sym.codegen.printer import print_assignments
+from fisher_sym.expectations import derive_mean_field
 from fisher_sym.gaussian import B, GaussianIntegrals, GaussianTerm, NumericalPlan, R, pieces
 from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
 
@@ -36,6 +38,7 @@ $derivation
 Inverse (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) + Z·e0e0ᵀ, evaluated as
 (s = A00 + damping, a = A00/s, l = damping/s, m1 = A0n/A00, v = Ann/A00 − m1², q = 1 − v):
 $inverse
+$mean_field_header
 Conventions: a unit u = w·x + b with x ~ N(0, I); parameters ordered (w_1, …, w_n, b);
 r = |w| (Euclidean norm of the unit's weight row); ŵ = (w/r, 0), e0 = (0, …, 0, 1).
 At r = 0 the block is taken as A00·I with A00 = the mean of the one-sided limits of φ'(b)²
@@ -48,7 +51,7 @@ import math
 import numba
 import numpy as np
 
-from fisher_sym import row_passes, runtime, special
+from fisher_sym import mean_field_runtime, row_passes, runtime, special
 
 runtime.drop_stale_cache(__file__)
 
@@ -86,6 +89,8 @@ $coefficients_body
 
 
 $cpu_layer_api
+
+$mean_field_section
 
 $device_head
 
@@ -696,6 +701,7 @@ def render(name: str, phi: sp.Expr, plan, command: str, version: str) -> str:
         f"    {symbol} = {sp.sstr(expression)}"
         for symbol, expression in fisher.stable_inverse_coefficients().items()
     ]
+    mean_field = derive_mean_field(phi)
     return TEMPLATE.substitute(
         name=name,
         phi=sp.sstr(phi),
@@ -709,6 +715,8 @@ def render(name: str, phi: sp.Expr, plan, command: str, version: str) -> str:
         moments_section=moments_section,
         coefficients_body=_coefficients_body(),
         cpu_layer_api=CPU_LAYER_API,
+        mean_field_header=_indent(header_lines(mean_field)),
+        mean_field_section=render_section(mean_field),
         device_head=device_row_head(isinstance(plan, NumericalPlan) and plan.smooth),
         cuda_api=CUDA_API,
     )
