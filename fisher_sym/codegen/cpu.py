@@ -16,6 +16,7 @@ from string import Template
 import sympy as sp
 
 from fisher_sym import fisher
+from fisher_sym.codegen import statistics
 from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
 from fisher_sym.codegen.layer_template import CPU_LAYER_API
 from fisher_sym.codegen.printer import print_assignments
@@ -81,9 +82,13 @@ $coefficients_body
 
 $cpu_layer_api
 
+$statistics
+
 $device_head
 
-$cuda_api''')
+$cuda_api
+
+$statistics_cuda''')
 
 
 CLOSED_FORM_MOMENTS = Template('''\
@@ -556,8 +561,10 @@ def render(name: str, phi: sp.Expr, plan, command: str, version: str) -> str:
         moments_section=moments_section,
         coefficients_body=_coefficients_body(),
         cpu_layer_api=CPU_LAYER_API,
+        statistics=statistics.render(),
         device_head=device_row_head(isinstance(plan, NumericalPlan) and plan.smooth),
         cuda_api=CUDA_API,
+        statistics_cuda=statistics.render_cuda(isinstance(plan, NumericalPlan) and plan.smooth),
     )
 
 
