@@ -222,21 +222,24 @@ def _column_order(name: str) -> tuple[int, str]:
 
 def _in_columns(expression: sp.Expr) -> sp.Expr:
     """A per-entry expression in the kernels' columns, term by term: g − μ·g_b is
-    ``g_centered``, s² ``variance``, and a term over s² takes ``scaled_mean`` = μ/s² where it
-    has a factor μ, else ``precision`` = 1/s²."""
-    expression = expression.subs(G_J, G_CENTERED_J + MEAN_J * GRAD_BIAS)
-    expression = sp.expand(expression.subs(STD_J, sp.sqrt(VARIANCE_J)))
+    ``g_centered``, s^(2k) is ``variance``^k, and a factor 1/s² is ``scaled_mean`` = μ/s² with
+    a factor μ, else ``precision`` = 1/s² (odd powers of s stay s)."""
+    expression = sp.expand(expression.subs(G_J, G_CENTERED_J + MEAN_J * GRAD_BIAS))
     terms = []
     for term in sp.Add.make_args(expression):
-        numerator, denominator = sp.fraction(term)
-        if denominator == 1:
-            terms.append(numerator)
-        elif denominator != VARIANCE_J:
-            raise ValueError(f"not a product of columns: {term}")
-        elif MEAN_J in sp.Mul.make_args(numerator) or numerator.has(MEAN_J**2):
-            terms.append(numerator / MEAN_J * SCALED_MEAN_J)
+        powers = term.as_powers_dict()
+        deviation = int(powers.pop(STD_J, 0))
+        mean = int(powers.pop(MEAN_J, 0))
+        rest = sp.Mul(*(base**exponent for base, exponent in powers.items()))
+        if deviation == -2 and mean >= 1:
+            columns = SCALED_MEAN_J * MEAN_J ** (mean - 1)
+        elif deviation == -2:
+            columns = PRECISION_J
+        elif deviation >= 0:
+            columns = VARIANCE_J ** (deviation // 2) * STD_J ** (deviation % 2) * MEAN_J**mean
         else:
-            terms.append(numerator * PRECISION_J)
+            raise ValueError(f"not a product of columns: {term}")
+        terms.append(rest * columns)
     return sp.Add(*terms)
 
 

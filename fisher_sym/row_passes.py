@@ -279,6 +279,10 @@ def _program_lines(program, step, nontemporal):
             types.float32, types.float64
         ) or sum_columns.dtype != types.float64:
             return None
+        for scalars, names in ((write_scalars, program.write_scalars),
+                               (sum_scalars, program.sum_scalars)):
+            if scalars != types.UniTuple(types.float64, len(names)):
+                return None
 
         def codegen(context, builder, signature, args):
             (w_value, g_value, out_value, next_w_value, next_g_value, sum_columns_value,

@@ -1329,7 +1329,7 @@ def check_input_statistics(input_mean, input_variance, n):
         if bad.size:
             raise ValueError(
                 f"input_variance must be positive (inputs {_list_units(bad)}: "
-                f"{variance[bad[0]]!r}{', …' if bad.size > 1 else ''})"
+                f"{float(variance[bad[0]])!r}{', …' if bad.size > 1 else ''})"
             )
     return mean, variance
 

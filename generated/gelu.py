@@ -749,7 +749,7 @@ def _statistics_columns(input_mean, input_variance, like):
     """(columns, write_columns, columns64, layer, finite) from the (n,) float64 arrays of the
     input's mean and variance: the columns the sums read, float64, rows
     ('variance', 'mean', 'scaled_mean');
-    those the writes read, rows ('mean', 'precision'), in the dtype of ``like``
+    those the writes read, rows ('mean', 'precision'), in the dtype of the array ``like``
     and in float64; the layer's (precision_max, mean_max, representable) for
     ``_statistics_row_update``; and whether every column is finite in float64."""
     n = input_mean.size
@@ -765,20 +765,22 @@ def _statistics_columns(input_mean, input_variance, like):
         mean = input_mean[j]
         variance = input_variance[j]
         scaled_mean = mean/variance
-        finite = finite and math.isfinite(scaled_mean)
+        if not math.isfinite(scaled_mean):
+            finite = False
         precision = 1/variance
-        finite = finite and math.isfinite(precision)
+        if not math.isfinite(precision):
+            finite = False
         columns[0, j] = variance
         columns[1, j] = mean
         columns[2, j] = scaled_mean
         columns64[0, j] = mean
         write_columns[0, j] = mean
-        representable = representable and _normal_or_zero(
-            np.float64(write_columns[0, j]), tiny, limit)
+        if not _normal_or_zero(np.float64(write_columns[0, j]), tiny, limit):
+            representable = False
         columns64[1, j] = precision
         write_columns[1, j] = precision
-        representable = representable and _normal_or_zero(
-            np.float64(write_columns[1, j]), tiny, limit)
+        if not _normal_or_zero(np.float64(write_columns[1, j]), tiny, limit):
+            representable = False
         precision_max = max(precision_max, precision)
         mean_max = max(mean_max, abs(mean))
     return columns, write_columns, columns64, (precision_max, mean_max, representable), finite
@@ -859,11 +861,17 @@ def _statistics_write_checked_row(w, g, lr, step, scalars, columns64, out):
     row = np.empty_like(w)
     finite = True
     for j in range(w.size):
-        nat = _statistics_entry(np.float64(w[j]), np.float64(g[j]), columns64[:, j], scalars)
-        row[j] = np.float64(w[j]) - lr * nat if step else nat
-        finite = finite and math.isfinite(nat) and math.isfinite(row[j])
+        column = (columns64[0, j], columns64[1, j])
+        nat = _statistics_entry(np.float64(w[j]), np.float64(g[j]), column, scalars)
+        if step:
+            row[j] = np.float64(w[j]) - lr * nat
+        else:
+            row[j] = nat
+        if not (math.isfinite(nat) and math.isfinite(row[j])):
+            finite = False
     if finite:
-        out[:] = row
+        for j in range(w.size):  # a loop: ``out[:] = row`` compiles NumPy's broadcasting
+            out[j] = row[j]
     return finite
 
 
@@ -875,15 +883,69 @@ def _sums_are_finite(sums):
     return True
 
 
+@numba.njit(cache=True)
+def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first, last,
+                    write, limits, columns, write_columns, columns64, layer, status):
+    """Units first … last − 1 of ``_statistics_layer_kernel``, one after the other: each row
+    written in the loop that sums the next (``_statistics_write_and_sum``). A non-finite w_j
+    or g_j makes Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is
+    scanned for its inputs (``_first_non_finite``)."""
+    g_b = np.float64(grad_b[first])
+    sums = _statistics_row_sums(W[first], grad_W[first], columns, write_columns,
+                                (0.0, 0.0, g_b), (g_b,))
+    for i in range(first, last):
+        w_check = 0.0
+        g_check = 0.0
+        if not _sums_are_finite(sums):
+            bad = _first_non_finite(W[i], grad_W[i])
+            if bad == _ROW_W_NOT_FINITE:
+                w_check = math.nan
+            elif bad == _ROW_GRAD_W_NOT_FINITE:
+                g_check = math.nan
+        g_b = np.float64(grad_b[i])
+        code, mode, Abar00, along_w, value_b = _statistics_row_head(
+            sums, w_check, g_check, np.float64(b[i]), g_b, damping, lr, step, limits, layer,
+        )
+        status[i] = code
+        w = W[i]
+        g = grad_W[i]
+        out = w if step else nat_W[i]
+        has_next = i + 1 < last
+        following = i + 1 if has_next else i
+        next_scalars = (np.float64(grad_b[following]),)
+        written = False
+        if mode == 1:
+            sums = _statistics_write_and_sum(
+                w, g, out, W[following], grad_W[following], columns, write_columns,
+                (Abar00, along_w, g_b, ), next_scalars, lr, write, has_next,
+            )
+            written = True
+        else:
+            if mode == 2:
+                written = _statistics_write_checked_row(
+                    w, g, lr, step, (Abar00, along_w, g_b, ), columns64, out
+                )
+                if not written:
+                    status[i] = _ROW_OVERFLOW
+            if has_next:
+                sums = _statistics_row_sums(W[following], grad_W[following], columns,
+                                            write_columns, (0.0, 0.0, 0.0), next_scalars)
+        if written:
+            if step:
+                b[i] = value_b
+            else:
+                nat_b[i] = value_b
+    if write == row_passes.STREAM:
+        row_passes.fence()
+
+
 @numba.njit(parallel=True, cache=True)
 def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
                              streaming_min_bytes, runs, columns, write_columns, columns64,
                              layer):
-    """``_layer_kernel`` for inputs with a mean and a variance: the same runs of units, each
-    row written in the loop that sums the next (``_statistics_write_and_sum``), with the
-    program's sums and entry and the columns of ``_statistics_columns``. A non-finite w_j or
-    g_j makes Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is scanned
-    for its inputs (``_first_non_finite``)."""
+    """``_layer_kernel`` for inputs with a mean and a variance: the same runs of consecutive
+    units in parallel (``_statistics_run``), with the program's sums and entry and the columns
+    of ``_statistics_columns``. Returns (argument_error, status) as ``_layer_kernel``."""
     argument_error = runtime.layer_argument_error(
         W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
     )
@@ -900,55 +962,9 @@ def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat
     status = np.empty(m, dtype=np.uint8)
     runs = min(m, runs)
     for run in numba.prange(runs):
-        first = run * m // runs
-        last = (run + 1) * m // runs
-        g_b = np.float64(grad_b[first])
-        sums = _statistics_row_sums(W[first], grad_W[first], columns, write_columns,
-                                    (0.0, 0.0, g_b), (g_b,))
-        for i in range(first, last):
-            w_check = 0.0
-            g_check = 0.0
-            if not _sums_are_finite(sums):
-                bad = _first_non_finite(W[i], grad_W[i])
-                if bad == _ROW_W_NOT_FINITE:
-                    w_check = math.nan
-                elif bad == _ROW_GRAD_W_NOT_FINITE:
-                    g_check = math.nan
-            g_b = np.float64(grad_b[i])
-            code, mode, Abar00, along_w, value_b = _statistics_row_head(
-                sums, w_check, g_check, np.float64(b[i]), g_b, damping, lr, step, limits, layer,
-            )
-            status[i] = code
-            w = W[i]
-            g = grad_W[i]
-            out = w if step else nat_W[i]
-            has_next = i + 1 < last
-            following = i + 1 if has_next else i
-            next_scalars = (np.float64(grad_b[following]),)
-            written = False
-            if mode == 1:
-                sums = _statistics_write_and_sum(
-                    w, g, out, W[following], grad_W[following], columns, write_columns,
-                    (Abar00, along_w, g_b, ), next_scalars, lr, write, has_next,
-                )
-                written = True
-            else:
-                if mode == 2:
-                    written = _statistics_write_checked_row(
-                        w, g, lr, step, (Abar00, along_w, g_b, ), columns64, out
-                    )
-                    if not written:
-                        status[i] = _ROW_OVERFLOW
-                if has_next:
-                    sums = _statistics_row_sums(W[following], grad_W[following], columns,
-                                                write_columns, (0.0, 0.0, 0.0), next_scalars)
-            if written:
-                if step:
-                    b[i] = value_b
-                else:
-                    nat_b[i] = value_b
-        if write == row_passes.STREAM:
-            row_passes.fence()
+        _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
+                        run * m // runs, (run + 1) * m // runs, write, limits, columns,
+                        write_columns, columns64, layer, status)
     for i in range(m):
         if status[i] != _ROW_OK:
             return 0, status
@@ -956,9 +972,11 @@ def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat
 
 
 def _statistics_layer_columns(input_mean, input_variance, W):
-    """``_statistics_columns`` for checked statistics of a layer with weights W."""
+    """``_statistics_columns`` for checked statistics of a layer with weights W (any array
+    with .shape and .dtype)."""
     mean, variance = runtime.check_input_statistics(input_mean, input_variance, W.shape[1])
-    columns, write_columns, columns64, layer, finite = _statistics_columns(mean, variance, W)
+    like = np.empty(0, np.dtype(W.dtype))  # the dtype of the writes
+    columns, write_columns, columns64, layer, finite = _statistics_columns(mean, variance, like)
     if not finite:
         runtime.raise_for_input_statistics_overflow(mean, variance)
     return columns, write_columns, columns64, layer
@@ -1691,5 +1709,4 @@ def _cuda_statistics_of(input_mean, input_variance, W):
     None when both statistics are None."""
     if input_mean is None and input_variance is None:
         return None
-    return _statistics_layer_columns(input_mean, input_variance,
-                                     np.empty((0, W.shape[1]), np.dtype(W.dtype)))
+    return _statistics_layer_columns(input_mean, input_variance, W)
