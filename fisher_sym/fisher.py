@@ -179,9 +179,17 @@ BIAS, GRAD_BIAS = sp.symbols("b g_b", real=True)
 #: Columns the kernels compute once per layer from input_mean and input_variance.
 VARIANCE_J, PRECISION_J = sp.symbols("variance precision", positive=True)
 SCALED_MEAN_J = sp.Symbol("scaled_mean", real=True)
-#: g_j − μ_j·g_b: the weight gradient with the input centred (for a gradient that averages
+#: g_j − μ_j·g_b: the weight gradient with the input centered (for a gradient that averages
 #: δ·x*, the average of δ·(x_j − μ_j)).
 G_CENTERED_J = sp.Symbol("g_centered", real=True)
+#: What each column stands for (``_in_columns`` writes expressions in them).
+COLUMNS = {
+    VARIANCE_J: STD_J**2,
+    MEAN_J: MEAN_J,
+    PRECISION_J: 1 / STD_J**2,
+    SCALED_MEAN_J: MEAN_J / STD_J**2,
+    G_CENTERED_J: G_J - MEAN_J * GRAD_BIAS,
+}
 #: The unknown entry v_j of a map being inverted (``_solve_map``).
 UNKNOWN_J = sp.Symbol("v", real=True)
 ENTRY_SYMBOLS = (W_J, G_J, MEAN_J, STD_J, XI_J, VARIANCE_J, PRECISION_J, SCALED_MEAN_J,
@@ -221,9 +229,9 @@ def _column_order(name: str) -> tuple[int, str]:
 
 
 def _in_columns(expression: sp.Expr) -> sp.Expr:
-    """A per-entry expression in the kernels' columns, term by term: g − μ·g_b is
-    ``g_centered``, s^(2k) is ``variance``^k, and a factor 1/s² is ``scaled_mean`` = μ/s² with
-    a factor μ, else ``precision`` = 1/s² (odd powers of s stay s)."""
+    """A per-entry expression in the kernels' columns (``COLUMNS``), term by term: g − μ·g_b
+    is ``g_centered``, s^(2k) is ``variance``^k, and a factor 1/s² is ``scaled_mean`` = μ/s²
+    with a factor μ, else ``precision`` = 1/s² (odd powers of s stay s)."""
     expression = sp.expand(expression.subs(G_J, G_CENTERED_J + MEAN_J * GRAD_BIAS))
     terms = []
     for term in sp.Add.make_args(expression):
@@ -323,6 +331,11 @@ class InputStatisticsUpdate:
     """The natural gradient of a unit with input x ~ N(μ, diag(s²)), damped in standardized
     coordinates, as the kernels evaluate it (``input_statistics_update``).
 
+    standard_input: x* = Tᵀξ*, ξ* = (ξ, 1);
+    standardized_parameters, standardized_gradient: θ' = Tθ and g' = T⁻ᵀg;
+    second_moment: |Tθ|² = θᵀTᵀTθ = E[(θ·x*)²], the damping's quadratic form;
+    standardized_update: nat' = (G_std + λI)⁻¹g' with the standard unit's along_w and
+        nat_b_std as symbols;
     columns: the per-layer columns in terms of (mean, variance);
     centered_gradient: g_centered in terms of (g, mean, g_b);
     row_sums: the RowSums the kernels take over each row, in the order they take them;
@@ -333,6 +346,11 @@ class InputStatisticsUpdate:
     bias: nat_b from nat_b_std and the row sums.
     """
 
+    standard_input: RowVector
+    standardized_parameters: RowVector
+    standardized_gradient: RowVector
+    second_moment: sp.Expr
+    standardized_update: RowVector
     columns: dict[sp.Symbol, sp.Expr]
     centered_gradient: sp.Expr
     row_sums: tuple[RowSum, ...]
@@ -348,7 +366,8 @@ def input_statistics_update() -> InputStatisticsUpdate:
     """Derive nat = (G + λ·TᵀT)⁻¹g = T⁻¹ (G_std + λI)⁻¹ T⁻ᵀ g entry-wise (see the section's
     comment): the standardized unit θ' = Tθ, the gradient g' = T⁻ᵀg, the dyadic inverse
     applied to it along ŵ' = (w'/r', 0), and nat = T⁻¹nat'."""
-    if standardizing_map_transpose(RowVector(XI_J, 1)) != RowVector(MEAN_J + STD_J * XI_J, 1):
+    standard_input = standardizing_map_transpose(RowVector(XI_J, 1))
+    if standard_input != RowVector(MEAN_J + STD_J * XI_J, 1):
         raise AssertionError("x* = Tᵀξ* does not hold")
     theta = RowVector(W_J, BIAS)
     standard = standardizing_map(theta)
@@ -379,14 +398,16 @@ def input_statistics_update() -> InputStatisticsUpdate:
         for symbol in sorted(expression.atoms(RowSum), key=str):
             if symbol not in row_sums:
                 row_sums.append(symbol)
+    in_statistics = {STD_J: sp.sqrt(VARIANCE_J)}
     return InputStatisticsUpdate(
-        columns={
-            VARIANCE_J: VARIANCE_J,
-            MEAN_J: MEAN_J,
-            PRECISION_J: 1 / VARIANCE_J,
-            SCALED_MEAN_J: MEAN_J / VARIANCE_J,
-        },
-        centered_gradient=G_J - MEAN_J * GRAD_BIAS,
+        standard_input=standard_input,
+        standardized_parameters=standard,
+        standardized_gradient=standardized_gradient,
+        second_moment=sp.expand(standard.dot(standard)),
+        standardized_update=standardized_update,
+        columns={symbol: COLUMNS[symbol].subs(in_statistics)
+                 for symbol in (VARIANCE_J, MEAN_J, PRECISION_J, SCALED_MEAN_J)},
+        centered_gradient=COLUMNS[G_CENTERED_J],
         row_sums=tuple(row_sums),
         standardized={
             STD_RADIUS: sp.sqrt(radius_squared),

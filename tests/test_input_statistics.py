@@ -47,6 +47,11 @@ def test_standardizing_map_and_its_transpose_are_adjoint():
     assert sp.expand(left - right) == 0
 
 
+def test_columns_are_what_the_rewriting_into_columns_gives():
+    for symbol, meaning in fisher.COLUMNS.items():
+        assert fisher._in_columns(meaning) == symbol
+
+
 def test_update_is_the_dense_solve_of_the_damped_block_in_exact_arithmetic():
     """n = 3, exact rationals: the derived entry and bias equal (Tᵀ(G_std + λI)T)⁻¹g solved
     from the dense matrices, T built from its definition and G_std from the dyadic form at
