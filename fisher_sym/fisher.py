@@ -20,6 +20,11 @@ the density ∝ φ'(rz+b)² φ(z), and s = A00 + λ, a = A00/s, l = λ/s, each c
 1/s times a rational function of (a, l, m1, v, q) with q = 1 − v supplied separately. Forming
 D = A00·Ann − A0n² directly cancels catastrophically in the tails (and underflows); the
 rewritten forms have no such subtraction.
+
+Inputs with a mean and a variance, x ~ N(μ, diag(s²)), make the unit the standard unit at
+r' = |s⊙w|, b' = μ·w + b, carried through a linear map T (``input_statistics_update``): the
+map, its inverse and the dyadic inverse applied between them are derived entry by entry
+(``RowVector``, ``row_sum``), which gives each entry of the update and the row sums it needs.
 """
 
 from __future__ import annotations

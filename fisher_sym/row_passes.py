@@ -22,6 +22,10 @@ not have it), so the loop is emitted in LLVM IR, one 64-byte line of each array 
   same order as ``write_element``, so the vector and scalar parts give identical bits:
   WRITE/STREAM: out = a·g + c·w;  STEP: out = w − rate·(a·g + c·w) (out is w for the step).
 
+``program_pass`` builds the same loop for a ``RowProgram``: sums and an entry given as
+three-address steps over the row's entries, per-column vectors and per-row scalars (printed
+by the code generator from the derivation of inputs with a mean and a variance).
+
 STREAM writes whole 64-byte lines of ``out`` with non-temporal stores, which skip the read of
 the line they overwrite and leave it out of the caches: the right store for a result too large
 to stay there (``use_streaming_stores``). They are weakly ordered, so a writer fences

@@ -1229,12 +1229,14 @@ def _device_statistics_row_head(sums, w_check, g_check, b_i, g_b, damping, lr, s
     return _statistics_row_head(sums, w_check, g_check, b_i, g_b, damping, lr, step, limits,
                                 layer)
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _statistics_row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, layer, heads,
                                  status):
     """``_row_heads_kernel`` with input statistics (``sums`` per row: the program's sums, then
-    the two finiteness checks)."""
-    for i in numba.prange(sums.shape[0]):
+    the two finiteness checks), one unit after the other: it serves the units the fused
+    kernel leaves to the host and the two-kernel fallback, and a parallel loop would cost its
+    compilation (seconds) for each dtype and activation."""
+    for i in range(sums.shape[0]):
         code, mode, Abar00, along_w, value_b = _statistics_row_head(
             (sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4]), sums[i, 5], sums[i, 6],
             np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits, layer,
