@@ -348,8 +348,18 @@ import json
 import numpy as np
 from numba import config, cuda
 from generated import relu, tanh
-from tests.test_input_statistics import layer, statistics
 from tests.test_layer_kernels import close
+
+# as layer() and statistics() of tests/test_input_statistics.py (not imported: it loads SymPy)
+def layer(m, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    arrays = (rng.normal(size=(m, n)) / np.sqrt(n), rng.normal(size=m),
+              rng.normal(size=(m, n)), rng.normal(size=m))
+    return tuple(a.astype(dtype) for a in arrays)
+
+def statistics(n, seed):
+    rng = np.random.default_rng(seed)
+    return np.abs(rng.normal(size=n)), 10.0 ** rng.uniform(-1, 1, size=n)
 
 report = {}
 for module in (relu, tanh):
