@@ -193,6 +193,44 @@ def dense_rows(min_time, max_repeats, m=256, widths=(32, 64, 128, 256)):
     return [dense_row(m, n, min_time, max_repeats) for n in widths]
 
 
+#: The shape of the input-statistics comparison.
+STATISTICS_SHAPE = (4096, 4096)
+
+
+def statistics_row(m, n, dtype, min_time, max_repeats):
+    """natural_gradient(out=) with input_mean and input_variance (a mean like a ReLU layer's
+    output, variances over two decades) against without, on the same arrays, same rounds."""
+    W, b, grad_W, grad_b = layer(m, n, dtype)
+    rng = np.random.default_rng(1)
+    mean = np.abs(rng.standard_normal(n))
+    variance = 10.0 ** rng.uniform(-1.0, 1.0, n)
+    out = (np.empty_like(W), np.empty_like(b))
+    t = timed(
+        {
+            "without": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING, out=out),
+            "with": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING, out=out,
+                                                  input_mean=mean, input_variance=variance),
+        },
+        min_time,
+        max_repeats,
+    )
+    return {"m": m, "n": n, "dtype": np.dtype(dtype).name, **t}
+
+
+def print_statistics_rows(min_time, max_repeats):
+    m, n = STATISTICS_SHAPE
+    print(f"natural_gradient(out=) with input_mean and input_variance (per-input, mean ≥ 0, "
+          f"variances 0.1–10) against without, relu, damping {DAMPING}, same rounds; "
+          f"{SUMMARY.__name__} ms per call. Target: with/without ≤ 1.10.\n")
+    print("| m × n | dtype | without ms | with ms | with / without |")
+    print("|---|---|---|---|---|")
+    for dtype in DTYPES:
+        row = statistics_row(m, n, dtype, min_time, max_repeats)
+        print(f"| {m} × {n} | {row['dtype']} | {row['without'] * 1e3:.3f} | "
+              f"{row['with'] * 1e3:.3f} | {row['with'] / row['without']:.2f} |")
+    print()
+
+
 #: GPU rows: a closed form, and the numerical path (the fast rule on the device).
 GPU_ACTIVATIONS = ("relu", "gelu")
 
@@ -402,6 +440,8 @@ def main(argv=None):
                         help="only the per-unit cost of the coefficients, per activation")
     parser.add_argument("--stress", action="store_true",
                         help="only the per-unit cost over the stress grid, per activation")
+    parser.add_argument("--statistics", action="store_true",
+                        help="only natural_gradient with input statistics against without")
     parser.add_argument("--threads", type=int, default=None,
                         help="numba threads for every parallel kernel (default: all)")
     arguments = parser.parse_args(argv)
@@ -411,12 +451,16 @@ def main(argv=None):
         numba.set_num_threads(arguments.threads)
     shapes = SHAPES[:2] if arguments.quick else SHAPES
     print(f"Machine: {machine()}\n")
+    if arguments.statistics:
+        print_statistics_rows(arguments.min_time, arguments.max_repeats)
+        return
     print_stress(arguments.min_time, arguments.max_repeats)
     if arguments.stress:
         return
     print_coefficient_costs(arguments.min_time, arguments.max_repeats)
     if arguments.coefficients:
         return
+    print_statistics_rows(arguments.min_time, arguments.max_repeats)
     rows = cpu_rows(arguments.min_time, arguments.max_repeats, shapes)
 
     print(f"Contenders on the same arrays, relu, damping {DAMPING}; {arguments.statistic} ms "

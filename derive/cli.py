@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import generated
-from fisher_sym import activations, docs
+from fisher_sym import activations, docs, input_statistics_docs
 from fisher_sym.activations import ActivationError
 from fisher_sym.codegen import emit
 from fisher_sym.gaussian import NoClosedForm
@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(with --check: compare them; slow)",
     )
     parser.add_argument(
+        "--derivation-pages",
+        action="store_true",
+        help=f"also write the pages rendered from the activation-independent derivation "
+        f"({DOCS_OUT.parent / input_statistics_docs.PAGE}; with --check: compare them; "
+        "fast, and alone needs no activation)",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="after generating, print the max relative error of every quantity against "
@@ -102,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
             print(f"{name:12s} {entry.summary}" + (f"   [{defaults}]" if defaults else ""))
         return 0
+    if arguments.derivation_pages and not (arguments.activation or arguments.expr
+                                           or arguments.all):
+        return _derivation_pages(arguments.check)
     try:
         selected = _selected_activations(arguments)
         modules = [emit.render_module(activation) for activation in selected]
@@ -128,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"stale: {path} (regenerate: {activation.command} --docs)",
                           file=sys.stderr)
                     stale.append(path)
+        if arguments.derivation_pages:
+            stale += input_statistics_docs.stale_page(DOCS_OUT.parent)
         if stale:
             return EXIT_STALE
         print(f"up to date: {', '.join(m.filename for m in modules)} in {arguments.out}")
@@ -139,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.docs:
         for path in docs.write_docs(selected, DOCS_OUT):
             print(f"wrote {path}")
+    if arguments.derivation_pages:
+        _derivation_pages(check=False)
     if arguments.report:
         if arguments.out.resolve() != DEFAULT_OUT:
             print("error: --report reads the modules in generated/", file=sys.stderr)
@@ -172,6 +186,23 @@ def main(argv: list[str] | None = None) -> int:
 
 class _UsageError(Exception):
     pass
+
+
+def _derivation_pages(check: bool) -> int:
+    """Write (or with ``check`` compare) the pages of the activation-independent derivation."""
+    folder = DOCS_OUT.parent
+    if check:
+        stale = input_statistics_docs.stale_page(folder)
+        for path in stale:
+            print(f"stale: {path} (regenerate: python -m derive --derivation-pages)",
+                  file=sys.stderr)
+        if stale:
+            return EXIT_STALE
+        print(f"up to date: {folder / input_statistics_docs.PAGE}")
+        return 0
+    written = input_statistics_docs.write_page(folder)
+    print(f"wrote {written[0]}" if written else f"unchanged: {folder / input_statistics_docs.PAGE}")
+    return 0
 
 
 def _recorded_activations(folder: Path) -> list[activations.Activation]:

@@ -16,6 +16,16 @@ Setting. One neuron ``u = w.x + b`` with input ``x ~ N(0, I_n)``; ``r = |w|``, `
 
       G = E[phi'(u)^2 x* x*^T] = A00 I + (Ann - A00) w^* w^*^T + A0n (e0 w^*^T + w^* e0^T).
 
+* Input with a mean and a variance, ``x ~ N(mu, diag(var))`` (:func:`dense_fisher_with_input_statistics`),
+  by conditioning on ``u`` rather than by any map of parameters: ``u ~ N(m, sigma^2)`` with
+  ``m = w.mu + b``, ``sigma^2 = sum var w^2``, and ``x = mu + a v + e`` with
+  ``v = (u - m) / sigma``, ``a = var w / sigma`` and ``e`` independent of ``u`` with covariance
+  ``diag(var) - a a^T``; so with ``(I0, I1, I2) = E[phi'(sigma v + m)^2 v^{0,1,2}]`` (the blocks
+  at ``r = sigma``, ``b = m``)::
+
+      E[phi'^2 x x^T] = I0 (mu mu^T + diag(var) - a a^T) + I1 (mu a^T + a mu^T) + I2 a a^T,
+      E[phi'^2 x] = I0 mu + I1 a,   E[phi'^2] = I0.
+
 * Inverse (:func:`inverse_coefficients_mp`)::
 
       (G + lam I)^-1 = Abar00 I + X w^* w^*^T + Y (e0 w^*^T + w^* e0^T) + Z e0 e0^T.
@@ -48,6 +58,9 @@ __all__ = [
     "dense_fisher",
     "monte_carlo_fisher",
     "natural_gradient_dense",
+    "dense_fisher_with_input_statistics",
+    "input_second_moment",
+    "monte_carlo_fisher_product",
 ]
 
 #: The symbol in which activations are written, ``phi = phi(U)``.
@@ -609,3 +622,57 @@ def natural_gradient_dense(W, b, grad_W, grad_b, A_blocks, damping):
             sol = np.linalg.solve(M, rhs)
         nat_W[i], nat_b[i] = sol[:n], sol[n]
     return nat_W, nat_b
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs with a mean and a variance
+# --------------------------------------------------------------------------------------------
+
+
+def dense_fisher_with_input_statistics(w, mean, variance, blocks) -> np.ndarray:
+    """E[phi'(u)^2 x* x*^T] for x ~ N(mean, diag(variance)) as a float64 (n+1)x(n+1) matrix, from
+    ``blocks`` = (I0, I1, I2) = E[phi'(sigma v + m)^2 v^k], v ~ N(0, 1), at sigma = |sqrt(variance)
+    w| and m = w.mean + b (see the module docstring: conditioning on u). At sigma = 0, u = m is
+    constant and the matrix is I0 E[x* x*^T]."""
+    w = np.asarray(w, dtype=float).ravel()
+    mean = np.asarray(mean, dtype=float).ravel()
+    variance = np.broadcast_to(np.asarray(variance, dtype=float), w.shape)
+    i0, i1, i2 = (float(value) for value in blocks)
+    n = w.size
+    sigma = math.sqrt(float(np.sum(variance * w * w)))
+    a = variance * w / sigma if sigma > 0 else np.zeros(n)
+    G = np.empty((n + 1, n + 1))
+    G[:n, :n] = (i0 * (np.outer(mean, mean) + np.diag(variance) - np.outer(a, a))
+                 + i1 * (np.outer(mean, a) + np.outer(a, mean)) + i2 * np.outer(a, a))
+    G[:n, n] = G[n, :n] = i0 * mean + i1 * a
+    G[n, n] = i0
+    return G
+
+
+def input_second_moment(mean, variance) -> np.ndarray:
+    """E[x* x*^T] = [[diag(variance) + mean mean^T, mean], [mean^T, 1]] for
+    x ~ N(mean, diag(variance))."""
+    mean = np.asarray(mean, dtype=float).ravel()
+    variance = np.broadcast_to(np.asarray(variance, dtype=float), mean.shape)
+    n = mean.size
+    M = np.empty((n + 1, n + 1))
+    M[:n, :n] = np.diag(variance) + np.outer(mean, mean)
+    M[:n, n] = M[n, :n] = mean
+    M[n, n] = 1.0
+    return M
+
+
+def monte_carlo_fisher_product(phi, w, b, mean, variance, vector, n_samples: int, seed):
+    """(mean, standard error) of y = phi'(u)^2 x* (x*.vector), u = w.x + b, over ``n_samples``
+    draws x ~ N(mean, diag(variance)) from numpy.random.default_rng(seed): a Monte-Carlo estimate
+    of G.vector with G = E[phi'(u)^2 x* x*^T]; standard error = sample std / sqrt(N)."""
+    dphi = _np_dphi(sympy.sympify(phi))
+    w = np.asarray(w, dtype=float).ravel()
+    mean = np.asarray(mean, dtype=float).ravel()
+    deviation = np.sqrt(np.broadcast_to(np.asarray(variance, dtype=float), w.shape))
+    vector = np.asarray(vector, dtype=float).ravel()
+    rng = np.random.default_rng(seed)
+    x = mean + deviation * rng.standard_normal((int(n_samples), w.size))
+    xs = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
+    y = (dphi(x @ w + float(b)) ** 2 * (xs @ vector))[:, None] * xs
+    return y.mean(axis=0), y.std(axis=0, ddof=1) / math.sqrt(y.shape[0])

@@ -22,12 +22,18 @@ not have it), so the loop is emitted in LLVM IR, one 64-byte line of each array 
   same order as ``write_element``, so the vector and scalar parts give identical bits:
   WRITE/STREAM: out = a·g + c·w;  STEP: out = w − rate·(a·g + c·w) (out is w for the step).
 
+``program_pass`` builds the same loop for a ``RowProgram``: sums and an entry given as
+three-address steps over the row's entries, per-column vectors and per-row scalars (printed
+by the code generator from the derivation of inputs with a mean and a variance).
+
 STREAM writes whole 64-byte lines of ``out`` with non-temporal stores, which skip the read of
 the line they overwrite and leave it out of the caches: the right store for a result too large
 to stay there (``use_streaming_stores``). They are weakly ordered, so a writer fences
 (``fence``) before anything else reads its rows. Where the target has no non-temporal store,
 LLVM emits an ordinary one.
 """
+
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -231,3 +237,248 @@ def write_and_sum(w, g, out, next_w, next_g, a, c, rate, write, sum_next):
 def row_sums(w, g):
     """(Σ w², Σ w·g, Σ g²) over one row in float64, the sums of ``write_and_sum``."""
     return write_and_sum(w, g, w, w, g, 0.0, 0.0, 0.0, NO_WRITE, True)
+
+
+# --- Rows with per-column terms: a program printed from the derivation --------------------------
+
+
+class RowProgram(NamedTuple):
+    """Straight-line arithmetic on one entry of a row, for ``program_pass``.
+
+    Steps are (result, operator, left, right), operator "+", "-" or "*"; an operand names an
+    entry of the row ("w", "g"), a column (a row of the column array), a scalar of the row, or
+    an earlier result. The sums' steps run in float64 (float32 entries widened) and end in
+    ``sums``, (name, left, right): name += left·right; the write's steps run in the arrays'
+    dtype (scalars rounded to it) and give ``result``, the entry written.
+    """
+
+    sum_columns: tuple[str, ...]
+    sum_scalars: tuple[str, ...]
+    sum_steps: tuple[tuple[str, str, str, str], ...]
+    sums: tuple[tuple[str, str, str], ...]
+    write_columns: tuple[str, ...]
+    write_scalars: tuple[str, ...]
+    write_steps: tuple[tuple[str, str, str, str], ...]
+    result: str
+
+
+_OPERATORS = {"+": "fadd", "-": "fsub", "*": "fmul"}
+
+
+def _program_lines(program, step, nontemporal):
+    """``_lines`` for a ``RowProgram``: an intrinsic (w, g, out, next_w, next_g, sum_columns,
+    write_columns, write_start, write_lines, sum_lines, write_scalars, sum_scalars, rate) ->
+    the program's sums of next_w, next_g over ``sum_lines`` lines (float64 column rows
+    ``sum_columns[k]`` and scalars ``sum_scalars``), writing ``write_lines`` lines of out from
+    element ``write_start`` on (dtype column rows ``write_columns[k]``, scalars
+    ``write_scalars`` rounded to the dtype). As in ``_lines``, the sums' products are fused into
+    them where the target has FMA, and nothing else is contracted."""
+    count = len(program.sums)
+
+    @intrinsic
+    def lines(typingctx, w, g, out, next_w, next_g, sum_columns, write_columns, write_start,
+              write_lines, sum_lines, write_scalars, sum_scalars, rate):
+        rows = (w, g, out, next_w, next_g, write_columns)
+        if not all(array.dtype == w.dtype for array in rows) or w.dtype not in (
+            types.float32, types.float64
+        ) or sum_columns.dtype != types.float64:
+            return None
+        for scalars, names in ((write_scalars, program.write_scalars),
+                               (sum_scalars, program.sum_scalars)):
+            if scalars != types.UniTuple(types.float64, len(names)):
+                return None
+
+        def codegen(context, builder, signature, args):
+            (w_value, g_value, out_value, next_w_value, next_g_value, sum_columns_value,
+             write_columns_value, start, write_count, sum_count, write_scalar_values,
+             sum_scalar_values, rate_value) = args
+            element = context.get_value_type(w.dtype)
+            itemsize = context.get_abi_sizeof(element)
+            lanes = LINE_BYTES // itemsize
+            vector = ir.VectorType(element, lanes)
+            wide = ir.VectorType(ir.DoubleType(), lanes)
+            narrow = w.dtype != types.float64
+            index_type = start.type
+
+            def pointer(array_type, array_value, indices, vector_type):
+                array = context.make_array(array_type)(context, builder, array_value)
+                item = cgutils.get_item_pointer(context, builder, array_type, array, indices,
+                                                wraparound=False)
+                return builder.bitcast(item, vector_type.as_pointer())
+
+            def splat(scalar, vector_type):
+                value = ir.Constant(vector_type, ir.Undefined)
+                for lane in range(lanes):
+                    value = builder.insert_element(value, scalar, ir.Constant(ir.IntType(32), lane))
+                return value
+
+            def scalars(names, values, narrowed):
+                found = {}
+                for index, name in enumerate(names):
+                    scalar = builder.extract_value(values, index)
+                    if narrowed:
+                        scalar = builder.fptrunc(scalar, element)
+                    found[name] = splat(scalar, vector if narrowed else wide)
+                return found
+
+            write_constants = scalars(program.write_scalars, write_scalar_values, narrow)
+            sum_constants = scalars(program.sum_scalars, sum_scalar_values, False)
+            rate_lines = scalars(("rate",), context.make_tuple(
+                builder, types.UniTuple(types.float64, 1), [rate_value]), narrow)["rate"]
+            totals = [cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * lanes))
+                      for _ in range(count)]
+
+            def run(steps, values):
+                for result, operator, left, right in steps:
+                    values[result] = getattr(builder, _OPERATORS[operator])(values[left],
+                                                                            values[right])
+                return values
+
+            def sum_line(k):
+                at = builder.mul(k, ir.Constant(index_type, lanes))
+                x = builder.load(pointer(next_w, next_w_value, [at], vector), align=itemsize)
+                y = builder.load(pointer(next_g, next_g_value, [at], vector), align=itemsize)
+                if narrow:
+                    x, y = builder.fpext(x, wide), builder.fpext(y, wide)
+                values = {"w": x, "g": y, **sum_constants}
+                for row, name in enumerate(program.sum_columns):
+                    column = pointer(sum_columns, sum_columns_value,
+                                     [ir.Constant(index_type, row), at], wide)
+                    values[name] = builder.load(column, align=8)
+                run(program.sum_steps, values)
+                for total, (_, left, right) in zip(totals, program.sums, strict=True):
+                    product = builder.fmul(values[left], values[right], flags=("contract",))
+                    builder.store(builder.fadd(builder.load(total), product, flags=("contract",)),
+                                  total)
+
+            def write_line(k):
+                at = builder.add(start, builder.mul(k, ir.Constant(index_type, lanes)))
+                x = builder.load(pointer(w, w_value, [at], vector), align=itemsize)
+                y = builder.load(pointer(g, g_value, [at], vector), align=itemsize)
+                values = {"w": x, "g": y, **write_constants}
+                for row, name in enumerate(program.write_columns):
+                    column = pointer(write_columns, write_columns_value,
+                                     [ir.Constant(index_type, row), at], vector)
+                    values[name] = builder.load(column, align=itemsize)
+                value = run(program.write_steps, values)[program.result]
+                if step:
+                    value = builder.fsub(x, builder.fmul(rate_lines, value))
+                store = builder.store(value, pointer(out, out_value, [at], vector),
+                                      align=LINE_BYTES if nontemporal else itemsize)
+                if nontemporal:
+                    one = ir.Constant(ir.IntType(32), 1)
+                    store.set_metadata("nontemporal", builder.module.add_metadata([one]))
+
+            both = builder.select(builder.icmp_signed("<", write_count, sum_count),
+                                  write_count, sum_count)
+            with cgutils.for_range(builder, both) as loop:
+                sum_line(loop.index)
+                write_line(loop.index)
+            one = ir.Constant(index_type, 1)
+            with cgutils.for_range_slice(builder, both, write_count, one) as (k, _):
+                write_line(k)
+            with cgutils.for_range_slice(builder, both, sum_count, one) as (k, _):
+                sum_line(k)
+
+            results = []
+            for total in totals:
+                value = builder.load(total)
+                result = builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+                for lane in range(1, lanes):
+                    lane_value = builder.extract_element(value, ir.Constant(ir.IntType(32), lane))
+                    result = builder.fadd(result, lane_value)
+                results.append(result)
+            return context.make_tuple(builder, signature.return_type, results)
+
+        signature = types.UniTuple(types.float64, count)(
+            w, g, out, next_w, next_g, sum_columns, write_columns, types.intp, types.intp,
+            types.intp, write_scalars, sum_scalars, types.float64,
+        )
+        return signature, codegen
+
+    return lines
+
+
+@intrinsic
+def _rounded(typingctx, values, like):
+    """A tuple of float64 values rounded to the dtype of the array ``like``."""
+    dtype = like.dtype
+
+    def codegen(context, builder, signature, args):
+        element = context.get_value_type(dtype)
+        rounded = []
+        for index in range(values.count):
+            value = builder.extract_value(args[0], index)
+            rounded.append(value if dtype == types.float64 else builder.fptrunc(value, element))
+        return context.make_tuple(builder, signature.return_type, rounded)
+
+    return types.UniTuple(dtype, values.count)(values, like), codegen
+
+
+def program_pass(program, sum_terms, entry):
+    """(write_and_sum, row_sums) for a ``RowProgram``: ``write_and_sum`` as above, with the
+    program's entry and sums instead of a·g + c·w and (Σ w², Σ w·g, Σ g²), and the columns and
+    scalars the program names as arguments; ``row_sums`` its sums alone.
+
+    ``sum_terms(sums, w, g, columns, scalars)`` (the sums with one entry's products added)
+    and ``entry(w, g, columns, scalars)`` are the same programs on scalars, jitted; they give the
+    elements outside whole lines, so every element of a row gets the same operations in the
+    same order, vector or scalar. Both functions are closures over the program (so they are
+    compiled, not cached, where a cached caller is not loaded from the cache).
+    """
+    write_lines = _program_lines(program, step=False, nontemporal=False)
+    stream_lines = _program_lines(program, step=False, nontemporal=True)
+    step_lines = _program_lines(program, step=True, nontemporal=False)
+
+    @numba.njit
+    def write_and_sum(w, g, out, next_w, next_g, sum_columns, write_columns, write_scalars,
+                      sum_scalars, rate, write, sum_next):
+        """Write one row as ``write`` says (the program's entry, or w − rate·entry for STEP)
+        and, if ``sum_next``, return the program's sums over next_w, next_g (float64; zeros
+        otherwise), in one loop. ``write_scalars`` and ``sum_scalars`` are float64 tuples (the
+        write rounds them to the dtype); the columns are 2-D, C-contiguous, a row per name."""
+        n = w.size
+        lanes = LINE_BYTES // w.itemsize
+        head = 0
+        if write == STREAM:
+            address = out.ctypes.data
+            head = min(n, (-address) % LINE_BYTES // w.itemsize) if address % w.itemsize == 0 else n
+        write_count = (n - head) // lanes if write != NO_WRITE else 0
+        sum_count = next_w.size // lanes if sum_next else 0
+        if write == STREAM:
+            sums = stream_lines(w, g, out, next_w, next_g, sum_columns, write_columns, head,
+                                write_count, sum_count, write_scalars, sum_scalars, rate)
+        elif write == STEP:
+            sums = step_lines(w, g, out, next_w, next_g, sum_columns, write_columns, head,
+                              write_count, sum_count, write_scalars, sum_scalars, rate)
+        else:
+            sums = write_lines(w, g, out, next_w, next_g, sum_columns, write_columns, head,
+                               write_count, sum_count, write_scalars, sum_scalars, rate)
+        if sum_next:
+            for j in range(sum_count * lanes, next_w.size):
+                sums = sum_terms(sums, np.float64(next_w[j]), np.float64(next_g[j]),
+                                 sum_columns[:, j], sum_scalars)
+        if write != NO_WRITE:
+            scalars = _rounded(write_scalars, w)
+            rate_element = w.dtype.type(rate)
+            for j in range(head):
+                _write_entry(w, g, out, j, write_columns, scalars, rate_element, write)
+            for j in range(head + write_count * lanes, n):
+                _write_entry(w, g, out, j, write_columns, scalars, rate_element, write)
+        return sums
+
+    @numba.njit(inline="always")
+    def _write_entry(w, g, out, j, write_columns, scalars, rate, write):
+        value = entry(w[j], g[j], write_columns[:, j], scalars)
+        if write == STEP:
+            out[j] = w[j] - rate * value
+        else:
+            out[j] = value
+
+    @numba.njit
+    def row_sums(w, g, sum_columns, write_columns, write_scalars, sum_scalars):
+        """The program's sums over one row (float64), those of ``write_and_sum``."""
+        return write_and_sum(w, g, w, w, g, sum_columns, write_columns, write_scalars,
+                             sum_scalars, 0.0, NO_WRITE, True)
+
+    return write_and_sum, row_sums

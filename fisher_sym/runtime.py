@@ -1257,11 +1257,12 @@ def check_layer_values(W, b, grad_W, grad_b, out=None, step=False):
 
 
 def raise_for_layer_errors(argument_error, status, arrays, out=None, step=False, lr=0.0,
-                           damping=0.0):
+                           damping=0.0, input_statistics=False):
     """Raise for what a layer kernel reports: its ``layer_argument_error`` code (nothing was
     written), then the per-unit ``status`` (see ``raise_for_row_status``; None: all units are
     fine). ``arrays`` = (W, b, grad_W, grad_b), ``out``, ``lr`` and ``damping`` are the
-    kernel's arguments, for the messages of the thorough checks."""
+    kernel's arguments, for the messages of the thorough checks; ``input_statistics``: the
+    kernel had an input mean or variance (for the overflow's message)."""
     if argument_error == ARGUMENT_LR_NOT_FINITE:
         check_learning_rate(lr)
     elif argument_error == ARGUMENT_DAMPING_INVALID:
@@ -1281,7 +1282,7 @@ def raise_for_layer_errors(argument_error, status, arrays, out=None, step=False,
     if argument_error:  # the thorough check above must have raised
         raise RuntimeError(f"layer argument check {argument_error} failed without a message")
     if status is not None:
-        raise_for_row_status(status, step)
+        raise_for_row_status(status, step, input_statistics)
 
 
 @functools.cache
@@ -1350,10 +1351,11 @@ def check_device_out(out, W, b, inputs, span):
     return out
 
 
-def raise_for_row_status(status, step=False):
+def raise_for_row_status(status, step=False, input_statistics=False):
     """Raise for the per-unit status of a layer kernel: ValueError for non-finite input values,
     FloatingPointError naming the units whose result overflows. For a step, the units named
-    were left unchanged and all other units were updated."""
+    were left unchanged and all other units were updated. ``input_statistics``: the kernel
+    had an input mean or variance, whose tiny variances can overflow the update too."""
     if not status.any():
         return
     left = "; those units were left unchanged, the others were updated" if step else ""
@@ -1363,11 +1365,70 @@ def raise_for_row_status(status, step=False):
             raise ValueError(f"{message} (units {_list_units(bad)}){left}")
     bad = np.flatnonzero(status == ROW_OVERFLOW)
     what = "the natural-gradient step" if step else "the natural gradient"
+    statistics = (
+        " (or an input_variance so small that 1/variance scales the update past the largest "
+        "value, which damping does not bound: it acts on the standardized parameters)"
+        if input_statistics else ""
+    )
     raise FloatingPointError(
         f"{what} overflows for units {_list_units(bad)}: their Fisher blocks are numerically "
-        f"singular; use damping > 0{left}"
+        f"singular; use damping > 0{statistics}{left}"
     )
 
 
 def _list_units(indices):
     return ", ".join(map(str, indices[:10])) + (" …" if indices.size > 10 else "")
+
+
+# --- Input statistics (a generated module's input_mean and input_variance) ----------------------
+
+
+def _statistics_array(value, name, n, scalar_allowed):
+    """``value`` as a float64 array of shape (n,), from real numbers of shape (n,) (or () where
+    ``scalar_allowed``), all finite."""
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.shape != (n,) and not (scalar_allowed and array.shape == ()):
+        shapes = f"({n},) or a scalar" if scalar_allowed else f"({n},)"
+        raise ValueError(
+            f"{name} must have shape {shapes}, one entry per input of W (n = {n}), got "
+            f"{array.shape}"
+        )
+    array = np.broadcast_to(np.asarray(array, dtype=np.float64), (n,))
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(f"{name} has non-finite values (inputs {_list_units(bad)})")
+    return np.ascontiguousarray(array)
+
+
+def check_input_statistics(input_mean, input_variance, n):
+    """(mean, variance) as C-contiguous float64 arrays of shape (n,): ``input_mean`` of shape
+    (n,) or None (zeros), ``input_variance`` of shape (n,), a scalar, or None (ones); real,
+    finite, and the variance positive. Raises TypeError or ValueError naming the argument."""
+    if input_mean is None:
+        mean = np.zeros(n)
+    else:
+        mean = _statistics_array(input_mean, "input_mean", n, scalar_allowed=False)
+    if input_variance is None:
+        variance = np.ones(n)
+    else:
+        variance = _statistics_array(input_variance, "input_variance", n, scalar_allowed=True)
+        bad = np.flatnonzero(~(variance > 0.0))
+        if bad.size:
+            raise ValueError(
+                f"input_variance must be positive (inputs {_list_units(bad)}: "
+                f"{float(variance[bad[0]])!r}{', …' if bad.size > 1 else ''})"
+            )
+    return mean, variance
+
+
+def raise_for_input_statistics_overflow(mean, variance):
+    """Raise ValueError for statistics whose columns 1/variance or mean/variance overflow
+    double precision (a positive variance below about 1e-308, or below |mean|·1e-308)."""
+    with np.errstate(over="ignore", divide="ignore"):
+        bad = np.flatnonzero(~(np.isfinite(1.0 / variance) & np.isfinite(mean / variance)))
+    raise ValueError(
+        f"input_variance is too small for double precision at inputs {_list_units(bad)}: "
+        "1/variance or input_mean/variance overflows"
+    )

@@ -882,7 +882,8 @@ def inverse_coefficients(r, b, damping=0.0):
     return _shaped(tuple(out), r.shape)
 
 
-def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
+def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=None,
+                     input_variance=None):
     """Unit-wise natural gradient of a layer: per unit i, (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i]).
 
     W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. Returns (nat_W, nat_b) in
@@ -900,7 +901,17 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     checked before the kernel runs, shapes, damping, b, grad_b and overlaps by the kernel
     before it writes anything; non-finite values in W and grad_W are detected inside the
     kernel's single pass, so checking them costs no second pass over memory.
+
+    ``input_mean`` (shape (n,); None: 0) and ``input_variance`` (shape (n,) or a scalar, > 0;
+    None: 1) describe the layer's input x ~ N(μ, diag(s²)): the block is then
+    G_i = E[φ'(u)² x*x*ᵀ] of that input, and the damping acts in the standardized coordinates,
+    (G_i + damping·E[x*x*ᵀ])⁻¹ (docs/input_statistics.md); still one pass, O(n) per unit.
+    Bad statistics (shape, dtype, NaN or inf, a variance ≤ 0, or one so small that
+    1/variance overflows double precision) raise ValueError or TypeError before any work.
     """
+    if input_mean is not None or input_variance is not None:
+        return _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
+                                            input_variance)
     if not (type(damping) is float and runtime.is_layer_call(W, b, grad_W, grad_b)):
         damping = runtime.check_damping(damping)
         W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
@@ -922,7 +933,8 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     return nat_W, nat_b
 
 
-def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
+def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None,
+                          input_variance=None):
     """In place: W -= lr·nat_W and b -= lr·nat_b, the unit-wise natural-gradient step.
 
     The same computation as ``natural_gradient`` with the update fused into its single pass:
@@ -934,8 +946,12 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
     Bad arguments (shapes, dtypes, lr, damping, non-finite b or grad_b) raise ValueError or
     TypeError before anything is written. A unit whose row of W or grad_W holds a NaN or ±inf
     (ValueError), or whose update overflows (FloatingPointError), is left unchanged and named
-    in the exception; the other units have then been updated.
+    in the exception; the other units have then been updated. ``input_mean`` and
+    ``input_variance``: as in ``natural_gradient``.
     """
+    if input_mean is not None or input_variance is not None:
+        return _statistics_natural_gradient_step(W, b, grad_W, grad_b, lr, damping, input_mean,
+                                                 input_variance)
     if not (type(lr) is float and type(damping) is float
             and runtime.is_layer_call(W, b, grad_W, grad_b, step=True)):
         lr = runtime.check_learning_rate(lr)
@@ -1076,6 +1092,369 @@ def mean_field(tau):
     out = _mean_field_kernel(tau.ravel())
     mean_field_runtime.raise_for_non_finite(out, tau.ravel())
     return _shaped(tuple(out), tau.shape)
+
+# --- Inputs with a mean and a variance (input_mean, input_variance) ---------------------------
+#
+# x ~ N(μ, diag(s²)): the unit is the standard unit at r' = |s⊙w|, b' = μ·w + b, carried
+# through the map T (docs/input_statistics.md), and the update is (G + damping·TᵀT)⁻¹ g with
+# TᵀT = E[x*x*ᵀ]. Printed from fisher.input_statistics_update():
+#     nat_w_j = Abar00*g_centered*precision + along_w*w
+#     nat_b   = -sum_mean_w*along_w - sum_scaled_mean_g_centered*Abar00 + nat_b_std
+# with the standard unit's along_w = (X*wg_std + Y*g_b*r_std)/r_std**2
+# and nat_b_std = Abar00*g_b + Y*wg_std/r_std + Z*g_b, at (r_std, b_std, wg_std).
+
+#: The row sums and the entry written, as three-address steps (row_passes.RowProgram); the
+#: columns are rows of the arrays that ``_statistics_columns`` builds once per call.
+_STATISTICS_PROGRAM = row_passes.RowProgram(
+    sum_columns=('variance', 'mean', 'scaled_mean'),
+    sum_scalars=('g_b',),
+    sum_steps=(
+        ('s0', '*', 'g_b', 'mean'),
+        ('g_centered', '-', 'g', 's0'),
+        ('s1', '*', 'variance', 'w'),
+    ),
+    sums=(
+        ('sum_variance_w_w', 's1', 'w'),
+        ('sum_mean_w', 'mean', 'w'),
+        ('sum_w_g_centered', 'g_centered', 'w'),
+        ('sum_scaled_mean_g_centered', 'g_centered', 'scaled_mean'),
+        ('sum_g_g', 'g', 'g'),
+    ),
+    write_columns=('mean', 'precision'),
+    write_scalars=('Abar00', 'along_w', 'g_b'),
+    write_steps=(
+        ('e0', '*', 'g_b', 'mean'),
+        ('g_centered', '-', 'g', 'e0'),
+        ('e1', '*', 'Abar00', 'g_centered'),
+        ('e2', '*', 'e1', 'precision'),
+        ('e3', '*', 'along_w', 'w'),
+        ('nat_w', '+', 'e2', 'e3'),
+    ),
+    result='nat_w',
+)
+
+
+@numba.njit(cache=True)
+def _statistics_sum_terms(sums, w, g, columns, scalars):
+    """``sums`` with one entry's products added, in float64: ``_STATISTICS_PROGRAM``'s sums on
+    scalars (columns ('variance', 'mean', 'scaled_mean'))."""
+    variance = columns[0]
+    mean = columns[1]
+    scaled_mean = columns[2]
+    g_b = scalars[0]
+    s0 = g_b * mean
+    g_centered = g - s0
+    s1 = variance * w
+    return (
+        sums[0] + s1 * w,
+        sums[1] + mean * w,
+        sums[2] + g_centered * w,
+        sums[3] + g_centered * scaled_mean,
+        sums[4] + g * g,
+    )
+
+
+@numba.njit(cache=True)
+def _statistics_entry(w, g, columns, scalars):
+    """nat_w_j, ``_STATISTICS_PROGRAM``'s entry on scalars of one dtype (columns
+    ('mean', 'precision'); scalars rounded to the dtype)."""
+    mean = columns[0]
+    precision = columns[1]
+    Abar00 = scalars[0]
+    along_w = scalars[1]
+    g_b = scalars[2]
+    e0 = g_b * mean
+    g_centered = g - e0
+    e1 = Abar00 * g_centered
+    e2 = e1 * precision
+    e3 = along_w * w
+    nat_w = e2 + e3
+    return nat_w
+
+
+_statistics_write_and_sum, _statistics_row_sums = row_passes.program_pass(
+    _STATISTICS_PROGRAM, _statistics_sum_terms, _statistics_entry
+)
+
+
+@numba.njit(cache=True)
+def _statistics_columns(input_mean, input_variance, like):
+    """(columns, write_columns, columns64, layer, finite) from the (n,) float64 arrays of the
+    input's mean and variance: the columns the sums read, float64, rows
+    ('variance', 'mean', 'scaled_mean');
+    those the writes read, rows ('mean', 'precision'), in the dtype of the array ``like``
+    and in float64; the layer's (precision_max, mean_max, representable) for
+    ``_statistics_row_update``; and whether every column is finite in float64."""
+    n = input_mean.size
+    columns = np.empty((3, n))
+    columns64 = np.empty((2, n))
+    write_columns = np.empty((2, n), like.dtype)
+    tiny, limit, _ = runtime.array_element_limits(like)
+    precision_max = 0.0
+    mean_max = 0.0
+    finite = True
+    representable = True
+    for j in range(n):
+        mean = input_mean[j]
+        variance = input_variance[j]
+        scaled_mean = mean/variance
+        if not math.isfinite(scaled_mean):
+            finite = False
+        precision = 1/variance
+        if not math.isfinite(precision):
+            finite = False
+        columns[0, j] = variance
+        columns[1, j] = mean
+        columns[2, j] = scaled_mean
+        columns64[0, j] = mean
+        write_columns[0, j] = mean
+        if not _normal_or_zero(np.float64(write_columns[0, j]), tiny, limit):
+            representable = False
+        columns64[1, j] = precision
+        write_columns[1, j] = precision
+        if not _normal_or_zero(np.float64(write_columns[1, j]), tiny, limit):
+            representable = False
+        precision_max = max(precision_max, precision)
+        mean_max = max(mean_max, abs(mean))
+    return columns, write_columns, columns64, (precision_max, mean_max, representable), finite
+
+
+@numba.njit(cache=True)
+def _standardized_unit(sums, b):
+    """(r_std, b_std, wg_std) = (|s⊙w|, μ·w + b, w'·g') from a row's sums."""
+    sum_variance_w_w, sum_mean_w, sum_w_g_centered, sum_scaled_mean_g_centered, sum_g_g = sums
+    r_std = math.sqrt(sum_variance_w_w)
+    b_std = sum_mean_w + b
+    wg_std = sum_w_g_centered
+    return r_std, b_std, wg_std
+
+
+@numba.njit(cache=True)
+def _statistics_bias(sums, Abar00, along_w, nat_b_std):
+    """nat_b from the standard unit's update and a row's sums."""
+    sum_variance_w_w, sum_mean_w, sum_w_g_centered, sum_scaled_mean_g_centered, sum_g_g = sums
+    nat_b = -sum_mean_w*along_w - sum_scaled_mean_g_centered*Abar00 + nat_b_std
+    return nat_b
+
+
+@numba.njit(cache=True)
+def _statistics_entry_bound(Abar00, along_w, g_b, norm_w, norm_g, mean_max, precision_max):
+    """A bound on |nat_w_j| and on every value its steps form, from |w_j| ≤ norm_w,
+    |g_j| ≤ norm_g, |mean_j| ≤ mean_max and precision_j ≤ precision_max."""
+    return (max(1.0, norm_w)*max(1.0, abs(along_w)) + max(1.0, precision_max)*max(1.0, norm_g +
+        max(1.0, mean_max)*max(1.0, abs(g_b)))*max(1.0, abs(Abar00)))
+
+
+@numba.njit(cache=True)
+def _statistics_row_head(sums, w_check, g_check, b_i, g_b, damping, lr, step, limits, layer):
+    """``_row_head`` of a unit with input statistics, from its row sums (float64)."""
+    code = _row_input_status(w_check, g_check, b_i, g_b)
+    if code != _ROW_OK:
+        return code, 0, 0.0, 0.0, 0.0
+    r_std, b_std, wg_std = _standardized_unit(sums, b_i)
+    coefficients = _coefficients(r_std, b_std, damping)
+    return _statistics_row_update(r_std, coefficients, wg_std, sums, b_i, g_b, lr, step,
+                                  limits, layer)
+
+
+@numba.njit(cache=True)
+def _statistics_row_update(r_std, coefficients, wg_std, sums, b_i, g_b, lr, step, limits,
+                           layer):
+    """``_row_update`` with input statistics: the standard unit's (Abar00, along_w, nat_b_std)
+    at (r_std, wg_std), nat_b from them, and the mode from ``_statistics_entry_bound`` (with
+    |w_j| ≤ r_std·√precision_max, |g_j| ≤ √Σ g²; for a step also
+    |w| + max(1, |lr|)·bound).
+    Mode 1 also needs the layer's write columns to be normal numbers of the dtype or zero
+    (``layer`` = (precision_max, mean_max, representable))."""
+    tiny, limit, cast_limit = limits
+    precision_max, mean_max, representable_columns = layer
+    Abar00, along_w, nat_b_std = _row_coefficients(r_std, coefficients, wg_std, g_b)
+    nat_b = _statistics_bias(sums, Abar00, along_w, nat_b_std)
+    norm_w = r_std * math.sqrt(precision_max)
+    bound = _statistics_entry_bound(Abar00, along_w, g_b, norm_w, math.sqrt(sums[4]),
+                                    mean_max, precision_max)
+    value_b = nat_b
+    if step:
+        bound = norm_w + max(1.0, abs(lr)) * bound
+        value_b = b_i - lr * nat_b
+    if not (math.isfinite(nat_b) and abs(value_b) < cast_limit):
+        return _ROW_OVERFLOW, 0, 0.0, 0.0, 0.0
+    representable = (representable_columns and _normal_or_zero(Abar00, tiny, limit)
+                     and _normal_or_zero(along_w, tiny, limit)
+                     and (not step or _normal_or_zero(lr, tiny, limit)))
+    if bound <= limit and representable:  # False for NaN
+        return _ROW_OK, 1, Abar00, along_w, value_b
+    return _ROW_OK, 2, Abar00, along_w, value_b
+
+
+@numba.njit(cache=True)
+def _statistics_write_checked_row(w, g, lr, step, scalars, columns64, out):
+    """``_write_checked_row`` with input statistics: the row in float64 (``_statistics_entry``
+    on float64 values and columns), written rounded once if every entry is finite."""
+    row = np.empty_like(w)
+    finite = True
+    for j in range(w.size):
+        column = (columns64[0, j], columns64[1, j])
+        nat = _statistics_entry(np.float64(w[j]), np.float64(g[j]), column, scalars)
+        if step:
+            row[j] = np.float64(w[j]) - lr * nat
+        else:
+            row[j] = nat
+        if not (math.isfinite(nat) and math.isfinite(row[j])):
+            finite = False
+    if finite:
+        for j in range(w.size):  # a loop: ``out[:] = row`` compiles NumPy's broadcasting
+            out[j] = row[j]
+    return finite
+
+
+@numba.njit(cache=True)
+def _sums_are_finite(sums):
+    for value in sums:
+        if not math.isfinite(value):
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first, last,
+                    write, limits, columns, write_columns, columns64, layer, status):
+    """Units first … last − 1 of ``_statistics_layer_kernel``, one after the other: each row
+    written in the loop that sums the next (``_statistics_write_and_sum``). A non-finite w_j
+    or g_j makes Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is
+    scanned for its inputs (``_first_non_finite``)."""
+    g_b = np.float64(grad_b[first])
+    sums = _statistics_row_sums(W[first], grad_W[first], columns, write_columns,
+                                (0.0, 0.0, g_b), (g_b,))
+    for i in range(first, last):
+        w_check = 0.0
+        g_check = 0.0
+        if not _sums_are_finite(sums):
+            bad = _first_non_finite(W[i], grad_W[i])
+            if bad == _ROW_W_NOT_FINITE:
+                w_check = math.nan
+            elif bad == _ROW_GRAD_W_NOT_FINITE:
+                g_check = math.nan
+        g_b = np.float64(grad_b[i])
+        code, mode, Abar00, along_w, value_b = _statistics_row_head(
+            sums, w_check, g_check, np.float64(b[i]), g_b, damping, lr, step, limits, layer,
+        )
+        status[i] = code
+        w = W[i]
+        g = grad_W[i]
+        out = w if step else nat_W[i]
+        has_next = i + 1 < last
+        following = i + 1 if has_next else i
+        next_scalars = (np.float64(grad_b[following]),)
+        written = False
+        if mode == 1:
+            sums = _statistics_write_and_sum(
+                w, g, out, W[following], grad_W[following], columns, write_columns,
+                (Abar00, along_w, g_b, ), next_scalars, lr, write, has_next,
+            )
+            written = True
+        else:
+            if mode == 2:
+                written = _statistics_write_checked_row(
+                    w, g, lr, step, (Abar00, along_w, g_b, ), columns64, out
+                )
+                if not written:
+                    status[i] = _ROW_OVERFLOW
+            if has_next:
+                sums = _statistics_row_sums(W[following], grad_W[following], columns,
+                                            write_columns, (0.0, 0.0, 0.0), next_scalars)
+        if written:
+            if step:
+                b[i] = value_b
+            else:
+                nat_b[i] = value_b
+    if write == row_passes.STREAM:
+        row_passes.fence()
+
+
+@numba.njit(parallel=True, cache=True)
+def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
+                             streaming_min_bytes, runs, columns, write_columns, columns64,
+                             layer):
+    """``_layer_kernel`` for inputs with a mean and a variance: the same runs of consecutive
+    units in parallel (``_statistics_run``), with the program's sums and entry and the columns
+    of ``_statistics_columns``. Returns (argument_error, status) as ``_layer_kernel``."""
+    argument_error = runtime.layer_argument_error(
+        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
+    )
+    if argument_error:
+        return argument_error, None
+    limits = runtime.array_element_limits(W)
+    if step:
+        write = row_passes.STEP
+    elif row_passes.use_streaming_stores(nat_W, streaming_min_bytes):
+        write = row_passes.STREAM
+    else:
+        write = row_passes.WRITE
+    m = W.shape[0]
+    status = np.empty(m, dtype=np.uint8)
+    runs = min(m, runs)
+    for run in numba.prange(runs):
+        _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
+                        run * m // runs, (run + 1) * m // runs, write, limits, columns,
+                        write_columns, columns64, layer, status)
+    for i in range(m):
+        if status[i] != _ROW_OK:
+            return 0, status
+    return 0, None
+
+
+def _statistics_layer_columns(input_mean, input_variance, W):
+    """``_statistics_columns`` for checked statistics of a layer with weights W (any array
+    with .shape and .dtype)."""
+    mean, variance = runtime.check_input_statistics(input_mean, input_variance, W.shape[1])
+    like = np.empty(0, np.dtype(W.dtype))  # the dtype of the writes
+    columns, write_columns, columns64, layer, finite = _statistics_columns(mean, variance, like)
+    if not finite:
+        runtime.raise_for_input_statistics_overflow(mean, variance)
+    return columns, write_columns, columns64, layer
+
+
+def _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
+                                 input_variance):
+    """``natural_gradient`` with input_mean or input_variance given."""
+    damping = runtime.check_damping(damping)
+    W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+    if out is None:
+        nat_W = np.empty_like(W)
+        nat_b = np.empty_like(b)
+    else:
+        nat_W, nat_b = runtime.check_out(out, W, b)
+    columns = _statistics_layer_columns(input_mean, input_variance, W)
+    argument_error, status = _statistics_layer_kernel(
+        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, row_passes.STREAMING_MIN_BYTES,
+        numba.config.NUMBA_NUM_THREADS, *columns,
+    )
+    if argument_error or status is not None:
+        runtime.raise_for_layer_errors(
+            argument_error, status, (W, b, grad_W, grad_b), out, damping=damping,
+            input_statistics=True,
+        )
+    return nat_W, nat_b
+
+
+def _statistics_natural_gradient_step(W, b, grad_W, grad_b, lr, damping, input_mean,
+                                      input_variance):
+    """``natural_gradient_step`` with input_mean or input_variance given."""
+    lr = runtime.check_learning_rate(lr)
+    damping = runtime.check_damping(damping)
+    W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+    columns = _statistics_layer_columns(input_mean, input_variance, W)
+    argument_error, status = _statistics_layer_kernel(
+        W, b, grad_W, grad_b, damping, lr, True, W, b, row_passes.STREAMING_MIN_BYTES,
+        numba.config.NUMBA_NUM_THREADS, *columns,
+    )
+    if argument_error or status is not None:
+        runtime.raise_for_layer_errors(
+            argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping,
+            input_statistics=True,
+        )
+    return W, b
 
 
 # --- GPU per-row head: the fast rule alone, its table an argument of the kernel --------------
@@ -1414,7 +1793,8 @@ def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host
     return status.copy_to_host()
 
 
-def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
+def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=None,
+                          input_variance=None):
     """``natural_gradient`` on a CUDA GPU: the same math, arguments and errors.
 
     Arrays exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays, PyTorch CUDA
@@ -1424,6 +1804,8 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
     and the result is copied back as NumPy arrays (into ``out`` if given). Device arrays must be
     C-contiguous and all of one float dtype; their non-finite values are found by the kernel.
     Raises RuntimeError if there is no GPU and the CUDA simulator is not enabled.
+    ``input_mean`` and ``input_variance`` (NumPy arrays or scalars) are checked on the host,
+    before anything is copied or launched.
     """
     damping = runtime.check_damping(damping)
     cuda = _cuda_build()[0]
@@ -1434,12 +1816,14 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
         if out is not None:
             out = runtime.check_out(out, W, b)
         runtime.check_layer_values(W, b, grad_W, grad_b, out)
+        statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
         nat_W = cuda.device_array(W.shape, dtype=W.dtype)
         nat_b = cuda.device_array(b.shape, dtype=b.dtype)
     else:
         runtime.check_device_layer_shapes(*device)
         dW, db, dgW, dgb = device
+        statistics = _cuda_statistics_of(input_mean, input_variance, dW)
         if out is None:
             nat_W = cuda.device_array(dW.shape, dtype=dW.dtype)
             nat_b = cuda.device_array(db.shape, dtype=db.dtype)
@@ -1450,8 +1834,12 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
             if from_host_out:
                 raise TypeError("out must hold device arrays when the inputs are device arrays")
             nat_W, nat_b = runtime.check_device_out(converted, dW, db, device, _cuda_span)
-    status = _cuda_run(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b)
-    runtime.raise_for_row_status(status)
+    if statistics is None:
+        status = _cuda_run(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b)
+    else:
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b,
+                                      statistics)
+    runtime.raise_for_row_status(status, input_statistics=statistics is not None)
     if not from_host:
         return nat_W, nat_b
     if out is None:
@@ -1461,12 +1849,14 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
     return out
 
 
-def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
+def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None,
+                               input_variance=None):
     """``natural_gradient_step`` on a CUDA GPU: W -= lr·nat_W, b -= lr·nat_b in place.
 
     Device arrays (``__cuda_array_interface__``) are updated in place without copies; NumPy
     arrays are copied to the GPU and W, b are updated in place from the result. Same checks,
-    errors and per-unit semantics as ``natural_gradient_step``. Returns (W, b).
+    errors and per-unit semantics as ``natural_gradient_step``, ``input_mean`` and
+    ``input_variance`` included. Returns (W, b).
     """
     lr = runtime.check_learning_rate(lr)
     damping = runtime.check_damping(damping)
@@ -1476,15 +1866,282 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
     if from_host:
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
         runtime.check_layer_values(W, b, grad_W, grad_b, (W, b), step=True)
+        statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
     else:
         runtime.check_device_layer_shapes(*device)
         dW, db, dgW, dgb = device
         runtime.check_device_no_overlap(((dW, "W"), (db, "b")), ((dgW, "grad_W"), (dgb, "grad_b")),
                                         _cuda_span)
-    status = _cuda_run(dW, db, dgW, dgb, damping, lr, True, dW, db)
+        statistics = _cuda_statistics_of(input_mean, input_variance, dW)
+    if statistics is None:
+        status = _cuda_run(dW, db, dgW, dgb, damping, lr, True, dW, db)
+    else:
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, lr, True, dW, db, statistics)
     if from_host:
         dW.copy_to_host(W)
         db.copy_to_host(b)
-    runtime.raise_for_row_status(status, step=True)
+    runtime.raise_for_row_status(status, step=True, input_statistics=statistics is not None)
     return W, b
+
+
+@numba.njit(cache=True)
+def _device_statistics_row_head(sums, w_check, g_check, b_i, g_b, damping, lr, step, limits,
+                                layer, table):
+    """``_statistics_row_head`` by the fast rule alone at (r_std, b_std), as
+    ``_device_row_head``: status _ROW_DEFERRED where it refuses the unit."""
+    code = _row_input_status(w_check, g_check, b_i, g_b)
+    if code != _ROW_OK:
+        return code, 0, 0.0, 0.0, 0.0
+    r_std, b_std, wg_std = _standardized_unit(sums, b_i)
+    accepted, moments = runtime.trapezoid_moments(r_std, b_std, table, STEP_LIMITS)
+    if not accepted:
+        return _ROW_DEFERRED, 0, 0.0, 0.0, 0.0
+    A00, m1, v, q = moments
+    coefficients = _coefficients_of_moments(A00, m1, v, q, damping)
+    return _statistics_row_update(r_std, coefficients, wg_std, sums, b_i, g_b, lr, step,
+                                  limits, layer)
+
+@numba.njit(cache=True)
+def _statistics_row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, layer, heads,
+                                 status):
+    """``_row_heads_kernel`` with input statistics (``sums`` per row: the program's sums, then
+    the two finiteness checks), one unit after the other: it serves the units the fused
+    kernel leaves to the host and the two-kernel fallback, and a parallel loop would cost its
+    compilation (seconds) for each dtype and activation."""
+    for i in range(sums.shape[0]):
+        code, mode, Abar00, along_w, value_b = _statistics_row_head(
+            (sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4]), sums[i, 5], sums[i, 6],
+            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits, layer,
+        )
+        status[i] = code
+        heads[i, 0] = Abar00
+        heads[i, 1] = along_w
+        heads[i, 2] = mode
+        heads[i, 3] = value_b
+
+
+def _cuda_build_statistics():
+    """The GPU kernels with input statistics (once per process): those of ``_cuda_build`` with
+    the program's sums (per thread ``_statistics_sum_terms``, then a tree in shared memory)
+    and entry (``_statistics_entry``) instead of |w|², w·g, |g|² and a·g + c·w."""
+    if _CUDA.get("statistics_kernels") is not None:
+        return _CUDA["statistics_kernels"]
+    cuda, _, _, _, threads = _cuda_build()
+    float64 = numba.float64
+    row_head = cuda.jit(device=True)(_device_statistics_row_head.py_func)
+
+    @cuda.jit(device=True)
+    def block_reduce(sums, count, k, tx, width):
+        s = width // 2
+        while s > 0:
+            if tx < s:
+                for q in range(count):
+                    sums[q, k] += sums[q, k + s]
+            _cuda.syncthreads()
+            s //= 2
+
+    @cuda.jit(device=True)
+    def row_sums(W, G, G_b, columns, i, tx, width, sums, k):
+        totals = (0.0, 0.0, 0.0, 0.0, 0.0)
+        w_check = g_check = 0.0
+        if i < W.shape[0]:
+            scalars = (np.float64(G_b[i]),)
+            for j in range(tx, W.shape[1], width):
+                x = np.float64(W[i, j])
+                y = np.float64(G[i, j])
+                column = (columns[0, j], columns[1, j], columns[2, j])
+                totals = _statistics_sum_terms(totals, x, y, column, scalars)
+                w_check += x * 0.0
+                g_check += y * 0.0
+        for q in range(5):
+            sums[q, k] = totals[q]
+        sums[5, k] = w_check
+        sums[6, k] = g_check
+        _cuda.syncthreads()
+        block_reduce(sums, 7, k, tx, width)
+
+    @cuda.jit(device=True)
+    def finish_rows(W, b, G, G_b, lr, step, cast_limit, nat_W, nat_b, status, head, sums, i,
+                    ty, tx, k, width, write_columns, columns64):
+        m, n = W.shape
+        mode = head[2, ty] if i < m else 0.0
+        Abar00 = head[0, ty]
+        along_w = head[1, ty]
+        if _cuda.syncthreads_or(1 if mode == 2.0 else 0):
+            bad = 0.0
+            if mode == 2.0:
+                scalars = (Abar00, along_w, np.float64(G_b[i]))
+                for j in range(tx, n, width):
+                    x = np.float64(W[i, j])
+                    column = (columns64[0, j], columns64[1, j])
+                    nat = _statistics_entry(x, np.float64(G[i, j]), column, scalars)
+                    value = x - lr * nat if step else nat
+                    if not (math.isfinite(nat) and abs(value) < cast_limit):
+                        bad = 1.0
+            sums[0, k] = bad
+            _cuda.syncthreads()
+            block_reduce(sums, 1, k, tx, width)
+            if tx == 0 and mode == 2.0:
+                if sums[0, k] == 0.0:
+                    head[2, ty] = 1.0
+                else:
+                    head[2, ty] = 0.0
+                    status[i] = _ROW_OVERFLOW
+            _cuda.syncthreads()
+            mode = head[2, ty] if i < m else 0.0
+        if mode == 1.0:
+            if tx == 0:
+                if step:
+                    b[i] = head[3, ty]
+                else:
+                    nat_b[i] = head[3, ty]
+            rate = W.dtype.type(lr)
+            a = W.dtype.type(Abar00)
+            c = W.dtype.type(along_w)
+            scalars = (a, c, G_b[i])
+            for j in range(tx, n, width):
+                x = W[i, j]
+                column = (write_columns[0, j], write_columns[1, j])
+                nat = _statistics_entry(x, G[i, j], column, scalars)
+                if step:
+                    W[i, j] = x - rate * nat
+                else:
+                    nat_W[i, j] = nat
+
+    @cuda.jit
+    def fused(W, b, G, G_b, damping, lr, step, limits, nat_W, nat_b, status, table,
+              deferred_sums, columns, write_columns, columns64, layer):
+        sums = _cuda.shared.array((7, threads), float64)
+        head = _cuda.shared.array((4, threads), float64)
+        tx = _cuda.threadIdx.x
+        ty = _cuda.threadIdx.y
+        width = _cuda.blockDim.x
+        i = _cuda.blockIdx.x * _cuda.blockDim.y + ty
+        k = ty * width + tx
+        row_sums(W, G, G_b, columns, i, tx, width, sums, k)
+        if tx == 0 and i < W.shape[0]:
+            row = (sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k])
+            code, mode, Abar00, along_w, value_b = row_head(
+                row, sums[5, k], sums[6, k],
+                np.float64(b[i]), np.float64(G_b[i]), damping, lr, step, limits, layer, table,
+            )
+            status[i] = code
+            if code == _ROW_DEFERRED:
+                for q in range(7):
+                    deferred_sums[i, q] = sums[q, k]
+            head[0, ty] = Abar00
+            head[1, ty] = along_w
+            head[2, ty] = mode
+            head[3, ty] = value_b
+        _cuda.syncthreads()
+        finish_rows(W, b, G, G_b, lr, step, limits[2], nat_W, nat_b, status, head, sums, i, ty,
+                    tx, k, width, write_columns, columns64)
+
+    @cuda.jit
+    def sums_only(W, G, G_b, columns, out):
+        sums = _cuda.shared.array((7, threads), float64)
+        tx = _cuda.threadIdx.x
+        ty = _cuda.threadIdx.y
+        width = _cuda.blockDim.x
+        i = _cuda.blockIdx.x * _cuda.blockDim.y + ty
+        k = ty * width + tx
+        row_sums(W, G, G_b, columns, i, tx, width, sums, k)
+        if tx == 0 and i < W.shape[0]:
+            for q in range(7):
+                out[i, q] = sums[q, k]
+
+    @cuda.jit
+    def apply(W, b, G, G_b, heads, lr, step, limits, nat_W, nat_b, status, write_columns,
+              columns64):
+        sums = _cuda.shared.array((1, threads), float64)
+        head = _cuda.shared.array((4, threads), float64)
+        tx = _cuda.threadIdx.x
+        ty = _cuda.threadIdx.y
+        width = _cuda.blockDim.x
+        i = _cuda.blockIdx.x * _cuda.blockDim.y + ty
+        k = ty * width + tx
+        if tx == 0 and i < W.shape[0]:
+            for q in range(4):
+                head[q, ty] = heads[i, q]
+        _cuda.syncthreads()
+        finish_rows(W, b, G, G_b, lr, step, limits[2], nat_W, nat_b, status, head, sums, i, ty,
+                    tx, k, width, write_columns, columns64)
+
+    _CUDA["statistics_kernels"] = (fused, sums_only, apply)
+    return _CUDA["statistics_kernels"]
+
+
+def _cuda_run_statistics(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, statistics):
+    """``_cuda_run`` with input statistics: ``statistics`` = (columns, write_columns, columns64,
+    layer) of ``_statistics_columns``, on the host."""
+    cuda = _cuda_build()[0]
+    fused, sums_only, apply = _cuda_build_statistics()
+    m, n = W.shape
+    limits = runtime.element_limits(np.dtype(W.dtype))
+    if m == 0:
+        return np.empty(0, dtype=np.uint8)
+    host_columns, host_write_columns, host_columns64, layer = statistics
+    columns, write_columns, columns64 = (
+        cuda.to_device(array) for array in (host_columns, host_write_columns, host_columns64)
+    )
+    grid, block = _cuda_launch_shape(m, n, _CUDA["threads"])
+    finish = (apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
+              limits, layer, write_columns, columns64)
+    if _CUDA["device_coefficients"] is not False:
+        status = cuda.device_array(m, dtype=np.uint8)
+        deferred_sums = cuda.device_array((m if _DEVICE_TABLE is not None else 1, 7))
+        try:
+            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
+                               status, _cuda_device_table(), deferred_sums, columns,
+                               write_columns, columns64, layer)
+            _CUDA["device_coefficients"] = True
+        except (numba.core.errors.NumbaError, TypeError) as error:
+            import warnings
+
+            _CUDA["device_coefficients"] = False
+            warnings.warn(
+                "the per-unit coefficients do not compile for the GPU "
+                f"({type(error).__name__}: {str(error).splitlines()[0]}); using the two-kernel "
+                "path with the coefficients on the host (one extra read of W and grad_W)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        else:
+            host_status = status.copy_to_host()
+            deferred = np.flatnonzero(host_status == _ROW_DEFERRED)
+            if deferred.size == 0:
+                return host_status
+            return _cuda_finish_statistics(*finish, host_status, deferred, deferred_sums)
+    sums = cuda.device_array((m, 7), dtype=np.float64)
+    sums_only[grid, block](W, grad_W, grad_b, columns, sums)
+    return _cuda_finish_statistics(*finish, np.empty(m, dtype=np.uint8), np.arange(m), sums)
+
+
+def _cuda_finish_statistics(apply, launch, arrays, damping, lr, step, limits, layer,
+                            write_columns, columns64, host_status, deferred, deferred_sums):
+    """``_cuda_finish_deferred`` with input statistics."""
+    W, b, grad_W, grad_b, nat_W, nat_b = arrays
+    heads = np.zeros((W.shape[0], 4))
+    part_heads = np.empty((deferred.size, 4))
+    part_status = np.empty(deferred.size, dtype=np.uint8)
+    _statistics_row_heads_kernel(
+        deferred_sums.copy_to_host()[deferred], b.copy_to_host()[deferred],
+        grad_b.copy_to_host()[deferred], damping, lr, step, limits, layer, part_heads,
+        part_status,
+    )
+    heads[deferred] = part_heads
+    host_status[deferred] = part_status
+    status = _cuda.to_device(host_status)
+    grid, block = launch
+    apply[grid, block](W, b, grad_W, grad_b, _cuda.to_device(heads), lr, step, limits, nat_W,
+                       nat_b, status, write_columns, columns64)
+    return status.copy_to_host()
+
+
+def _cuda_statistics_of(input_mean, input_variance, W):
+    """``_statistics_layer_columns`` for a GPU call whose weights are W (host or device), or
+    None when both statistics are None."""
+    if input_mean is None and input_variance is None:
+        return None
+    return _statistics_layer_columns(input_mean, input_variance, W)

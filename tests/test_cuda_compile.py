@@ -86,3 +86,30 @@ def test_fused_kernel_compiles_for_the_device(name):
     assert run.returncode == 0 and "compiled" in run.stdout, run.stderr[-3000:]
     if shutil.which("ptxas"):
         assert run.stdout.count("assembled") == 2, run.stdout
+
+
+STATISTICS_SCRIPT = SCRIPT.replace(
+    "fused = module._cuda_build()[1]", "fused = module._cuda_build_statistics()[0]"
+).replace(
+    "numba.types.float64[:, ::1])",
+    "numba.types.float64[:, ::1], numba.types.float64[:, ::1], matrix,\n"
+    "                 numba.types.float64[:, ::1],\n"
+    "                 numba.types.Tuple((f64, f64, numba.types.boolean)))",
+)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+def test_fused_kernel_with_input_statistics_compiles_for_the_device(name):
+    """The same for the kernel with input_mean and input_variance (``_cuda_build_statistics``:
+    its arguments gain the columns and the layer's maxima), a closed form and the fast rule."""
+    missing = toolchain_missing()
+    if missing:
+        pytest.skip(missing)
+    assert STATISTICS_SCRIPT != SCRIPT
+    run = subprocess.run(
+        [sys.executable, "-c", STATISTICS_SCRIPT, name], capture_output=True, text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0 and "compiled" in run.stdout, run.stderr[-3000:]
+    if shutil.which("ptxas"):
+        assert run.stdout.count("assembled") == 2, run.stdout

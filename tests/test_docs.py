@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from derive import cli
-from fisher_sym import activations, docs, report
+from fisher_sym import activations, docs, input_statistics_docs, report
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -68,6 +68,11 @@ DERIVE_COMMANDS = [
 
 
 # --- the generated pages -----------------------------------------------------------------------
+
+
+def test_input_statistics_page_matches_the_derivation():
+    stale = input_statistics_docs.stale_page(DOCS)
+    assert not stale, "stale: docs/input_statistics.md; regenerate: python -m derive --derivation-pages"
 
 
 @pytest.mark.parametrize("name", COMMITTED_PAGES)
@@ -146,7 +151,7 @@ def test_rendering_is_deterministic_across_processes():
     # SymPy's term order must not depend on hash randomisation. (The plots are compared with
     # committed ones, made in another process, by test_committed_page_and_plots_match_...)
     script = (
-        "import hashlib; from fisher_sym import activations, docs, report;"
+        "import hashlib; from fisher_sym import activations, docs, input_statistics_docs, report;"
         "rows = {q: report.Worst(1e-15, 'r=1, b=0') for q in report.QUANTITIES};"
         "pages = [docs.render_activation_page(activations.builtin(n), rows)"
         " for n in ('elu', 'erf')];"

@@ -17,6 +17,7 @@ import sympy as sp
 
 from fisher_sym import fisher, narrow
 from fisher_sym.activations import U
+from fisher_sym.codegen import statistics
 from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
 from fisher_sym.codegen.layer_template import CPU_LAYER_API
 from fisher_sym.codegen.mean_field import header_lines, render_section
@@ -91,10 +92,13 @@ $coefficients_body
 $cpu_layer_api
 
 $mean_field_section
+$statistics
 
 $device_head
 
-$cuda_api''')
+$cuda_api
+
+$statistics_cuda''')
 
 
 CLOSED_FORM_MOMENTS = Template('''\
@@ -717,8 +721,10 @@ def render(name: str, phi: sp.Expr, plan, command: str, version: str) -> str:
         cpu_layer_api=CPU_LAYER_API,
         mean_field_header=_indent(header_lines(mean_field)),
         mean_field_section=render_section(mean_field),
+        statistics=statistics.render(),
         device_head=device_row_head(isinstance(plan, NumericalPlan) and plan.smooth),
         cuda_api=CUDA_API,
+        statistics_cuda=statistics.render_cuda(isinstance(plan, NumericalPlan) and plan.smooth),
     )
 
 

@@ -346,7 +346,8 @@ def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host
     return status.copy_to_host()
 
 
-def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
+def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=None,
+                          input_variance=None):
     """``natural_gradient`` on a CUDA GPU: the same math, arguments and errors.
 
     Arrays exposing ``__cuda_array_interface__`` (numba device arrays, CuPy arrays, PyTorch CUDA
@@ -356,6 +357,8 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
     and the result is copied back as NumPy arrays (into ``out`` if given). Device arrays must be
     C-contiguous and all of one float dtype; their non-finite values are found by the kernel.
     Raises RuntimeError if there is no GPU and the CUDA simulator is not enabled.
+    ``input_mean`` and ``input_variance`` (NumPy arrays or scalars) are checked on the host,
+    before anything is copied or launched.
     """
     damping = runtime.check_damping(damping)
     cuda = _cuda_build()[0]
@@ -366,12 +369,14 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
         if out is not None:
             out = runtime.check_out(out, W, b)
         runtime.check_layer_values(W, b, grad_W, grad_b, out)
+        statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
         nat_W = cuda.device_array(W.shape, dtype=W.dtype)
         nat_b = cuda.device_array(b.shape, dtype=b.dtype)
     else:
         runtime.check_device_layer_shapes(*device)
         dW, db, dgW, dgb = device
+        statistics = _cuda_statistics_of(input_mean, input_variance, dW)
         if out is None:
             nat_W = cuda.device_array(dW.shape, dtype=dW.dtype)
             nat_b = cuda.device_array(db.shape, dtype=db.dtype)
@@ -382,8 +387,12 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
             if from_host_out:
                 raise TypeError("out must hold device arrays when the inputs are device arrays")
             nat_W, nat_b = runtime.check_device_out(converted, dW, db, device, _cuda_span)
-    status = _cuda_run(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b)
-    runtime.raise_for_row_status(status)
+    if statistics is None:
+        status = _cuda_run(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b)
+    else:
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b,
+                                      statistics)
+    runtime.raise_for_row_status(status, input_statistics=statistics is not None)
     if not from_host:
         return nat_W, nat_b
     if out is None:
@@ -393,12 +402,14 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None):
     return out
 
 
-def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
+def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None,
+                               input_variance=None):
     """``natural_gradient_step`` on a CUDA GPU: W -= lr·nat_W, b -= lr·nat_b in place.
 
     Device arrays (``__cuda_array_interface__``) are updated in place without copies; NumPy
     arrays are copied to the GPU and W, b are updated in place from the result. Same checks,
-    errors and per-unit semantics as ``natural_gradient_step``. Returns (W, b).
+    errors and per-unit semantics as ``natural_gradient_step``, ``input_mean`` and
+    ``input_variance`` included. Returns (W, b).
     """
     lr = runtime.check_learning_rate(lr)
     damping = runtime.check_damping(damping)
@@ -408,17 +419,22 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0):
     if from_host:
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
         runtime.check_layer_values(W, b, grad_W, grad_b, (W, b), step=True)
+        statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
     else:
         runtime.check_device_layer_shapes(*device)
         dW, db, dgW, dgb = device
         runtime.check_device_no_overlap(((dW, "W"), (db, "b")), ((dgW, "grad_W"), (dgb, "grad_b")),
                                         _cuda_span)
-    status = _cuda_run(dW, db, dgW, dgb, damping, lr, True, dW, db)
+        statistics = _cuda_statistics_of(input_mean, input_variance, dW)
+    if statistics is None:
+        status = _cuda_run(dW, db, dgW, dgb, damping, lr, True, dW, db)
+    else:
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, lr, True, dW, db, statistics)
     if from_host:
         dW.copy_to_host(W)
         db.copy_to_host(b)
-    runtime.raise_for_row_status(status, step=True)
+    runtime.raise_for_row_status(status, step=True, input_statistics=statistics is not None)
     return W, b
 '''
 

@@ -269,7 +269,8 @@ def inverse_coefficients(r, b, damping=0.0):
     return _shaped(tuple(out), r.shape)
 
 
-def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
+def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=None,
+                     input_variance=None):
     """Unit-wise natural gradient of a layer: per unit i, (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i]).
 
     W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. Returns (nat_W, nat_b) in
@@ -287,7 +288,17 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     checked before the kernel runs, shapes, damping, b, grad_b and overlaps by the kernel
     before it writes anything; non-finite values in W and grad_W are detected inside the
     kernel's single pass, so checking them costs no second pass over memory.
+
+    ``input_mean`` (shape (n,); None: 0) and ``input_variance`` (shape (n,) or a scalar, > 0;
+    None: 1) describe the layer's input x ~ N(μ, diag(s²)): the block is then
+    G_i = E[φ'(u)² x*x*ᵀ] of that input, and the damping acts in the standardized coordinates,
+    (G_i + damping·E[x*x*ᵀ])⁻¹ (docs/input_statistics.md); still one pass, O(n) per unit.
+    Bad statistics (shape, dtype, NaN or inf, a variance ≤ 0, or one so small that
+    1/variance overflows double precision) raise ValueError or TypeError before any work.
     """
+    if input_mean is not None or input_variance is not None:
+        return _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
+                                            input_variance)
     if not (type(damping) is float and runtime.is_layer_call(W, b, grad_W, grad_b)):
         damping = runtime.check_damping(damping)
         W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
@@ -309,7 +320,8 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None):
     return nat_W, nat_b
 
 
-def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
+def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None,
+                          input_variance=None):
     """In place: W -= lr·nat_W and b -= lr·nat_b, the unit-wise natural-gradient step.
 
     The same computation as ``natural_gradient`` with the update fused into its single pass:
@@ -321,8 +333,12 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0):
     Bad arguments (shapes, dtypes, lr, damping, non-finite b or grad_b) raise ValueError or
     TypeError before anything is written. A unit whose row of W or grad_W holds a NaN or ±inf
     (ValueError), or whose update overflows (FloatingPointError), is left unchanged and named
-    in the exception; the other units have then been updated.
+    in the exception; the other units have then been updated. ``input_mean`` and
+    ``input_variance``: as in ``natural_gradient``.
     """
+    if input_mean is not None or input_variance is not None:
+        return _statistics_natural_gradient_step(W, b, grad_W, grad_b, lr, damping, input_mean,
+                                                 input_variance)
     if not (type(lr) is float and type(damping) is float
             and runtime.is_layer_call(W, b, grad_W, grad_b, step=True)):
         lr = runtime.check_learning_rate(lr)

@@ -87,3 +87,87 @@ def print_assignments(names: list[str], expressions: list[sp.Expr], prefix: str 
     lines = [f"{symbol} = {printer.doprint(value)}" for symbol, value in shared]
     lines += [f"{name} = {printer.doprint(value)}" for name, value in zip(names, reduced, strict=True)]
     return lines
+
+
+def _factors(product: sp.Expr) -> list[sp.Expr]:
+    """The factors of a product, powers with positive integer exponents written out."""
+    coefficient, factors = product.as_coeff_mul()
+    if coefficient != 1:
+        raise ValueError(f"a program multiplies symbols only, got the coefficient in {product}")
+    flat = []
+    for factor in factors:
+        base, exponent = factor.as_base_exp()
+        if not (exponent.is_Integer and exponent > 0):
+            raise ValueError(f"a program has no powers but positive integer ones: {product}")
+        flat += [base] * int(exponent)
+    return flat
+
+
+class ProgramPrinter:
+    """Expressions of symbols with +, − and × as three-address steps (result, operator, left,
+    right), in the order SymPy prints them (sums left to right, products left to right), each
+    subexpression once: the form ``row_passes.RowProgram`` runs as vectors and
+    ``print_program`` as Python."""
+
+    def __init__(self, prefix: str = "t") -> None:
+        self.steps: list[tuple[str, str, str, str]] = []
+        self._names: dict[sp.Expr, str] = {}
+        self._prefix = prefix
+        self._temporaries = 0
+
+    def _step(self, operator: str, left: str, right: str) -> str:
+        name = f"{self._prefix}{self._temporaries}"
+        self._temporaries += 1
+        self.steps.append((name, operator, left, right))
+        return name
+
+    def operand(self, expression: sp.Expr) -> str:
+        """The name holding ``expression``, after the steps that compute it."""
+        if expression.is_Symbol:
+            return str(expression)
+        if expression in self._names:
+            return self._names[expression]
+        if expression.is_Add:
+            terms = expression.as_ordered_terms()
+            first = next(term for term in terms if not term.could_extract_minus_sign())
+            value = self.operand(first)
+            for term in terms:
+                if term is first:
+                    continue
+                if term.could_extract_minus_sign():
+                    value = self._step("-", value, self.operand(-term))
+                else:
+                    value = self._step("+", value, self.operand(term))
+        elif expression.is_Mul or expression.is_Pow:
+            factors = _factors(expression)
+            value = self.operand(factors[0])
+            for factor in factors[1:]:
+                value = self._step("*", value, self.operand(factor))
+        else:
+            raise ValueError(f"a program has symbols, +, − and × only, got {expression}")
+        self._names[expression] = value
+        return value
+
+    def assign(self, name: str, expression: sp.Expr) -> None:
+        """Compute ``expression`` into ``name`` (the last step is renamed)."""
+        value = self.operand(expression)
+        if not self.steps or value != self.steps[-1][0]:
+            raise ValueError(f"{name} = {expression} needs at least one step of its own")
+        self.steps[-1] = (name, *self.steps[-1][1:])
+        self._temporaries -= 1
+        self._names[expression] = name
+        self._names[sp.Symbol(name, real=True)] = name
+
+    def product(self, expression: sp.Expr) -> tuple[str, str]:
+        """(left, right) with left·right = ``expression``, a product: all factors but the last
+        multiplied out, and the last one."""
+        factors = _factors(expression)
+        if len(factors) < 2:
+            raise ValueError(f"a product of two factors or more, got {expression}")
+        return self.operand(sp.Mul(*factors[:-1], evaluate=False) if len(factors) > 2
+                            else factors[0]), self.operand(factors[-1])
+
+
+def print_program(steps) -> list[str]:
+    """Three-address steps as Python lines, in their order (numba keeps it: no reassociation)."""
+    return [f"{result} = {left} {operator} {right}" for result, operator, left, right in steps]
