@@ -168,6 +168,17 @@ def use_streaming_stores(out, min_bytes):
     return out.nbytes >= min_bytes
 
 
+@numba.njit(cache=True)
+def write_mode(out, step, min_bytes):
+    """How a layer kernel writes its rows: STEP in place, else STREAM where ``out`` is large
+    enough for non-temporal stores (``use_streaming_stores``), else WRITE."""
+    if step:
+        return STEP
+    if use_streaming_stores(out, min_bytes):
+        return STREAM
+    return WRITE
+
+
 @intrinsic
 def fence(typingctx):
     """A sequentially consistent fence (mfence on x86): orders the non-temporal stores before it."""

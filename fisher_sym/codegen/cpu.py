@@ -353,16 +353,21 @@ def _indent(lines: list[str]) -> str:
     return "\n".join(textwrap.fill(line, 96, subsequent_indent=" " * 8) for line in lines) + "\n"
 
 
+def _branch(index: int, count: int, lower: sp.Expr, upper: sp.Expr) -> str:
+    """The line opening branch ``index`` of ``count`` in an if-chain over intervals of u."""
+    last = index == count - 1
+    keyword = "if" if index == 0 else "elif"
+    condition = "else:" if last else f"{keyword} u < {_number(upper)}:"
+    if last and index == 0:
+        condition = "if True:"
+    return f"    {condition}  # u in ({lower}, {upper})"
+
+
 def _remainder_body(plan: NumericalPlan) -> str:
     """An if-chain over the remainder's pieces, each printed with shared subexpressions."""
     lines = []
     for index, piece in enumerate(plan.remainder):
-        keyword = "if" if index == 0 else "elif"
-        last = index == len(plan.remainder) - 1
-        condition = "else:" if last else f"{keyword} u < {_number(piece.upper)}:"
-        if last and index == 0:
-            condition = "if True:"
-        lines.append(f"    {condition}  # u in ({piece.lower}, {piece.upper})")
+        lines.append(_branch(index, len(plan.remainder), piece.lower, piece.upper))
         exponential = T_POSITIVE if piece.positive_side else S_NEGATIVE
         assignments = print_assignments(
             ["value", "first", "second"], [piece.value, piece.first, piece.second]
@@ -549,12 +554,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
             branches.append((piece, piece.lower, piece.upper, False))
     lines = []
     for index, (piece, lower, upper, near_zero) in enumerate(branches):
-        last = index == len(branches) - 1
-        keyword = "if" if index == 0 else "elif"
-        condition = "else:" if last else f"{keyword} u < {_number(upper)}:"
-        if last and index == 0:
-            condition = "if True:"
-        lines.append(f"    {condition}  # u in ({lower}, {upper})")
+        lines.append(_branch(index, len(branches), lower, upper))
         if piece.value == 0:
             lines.append("        return 0.0, (" + "0.0, " * order + ")")
             continue

@@ -425,12 +425,7 @@ def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat
     if argument_error:
         return argument_error, None
     limits = runtime.array_element_limits(W)
-    if step:
-        write = row_passes.STEP
-    elif row_passes.use_streaming_stores(nat_W, streaming_min_bytes):
-        write = row_passes.STREAM
-    else:
-        write = row_passes.WRITE
+    write = row_passes.write_mode(nat_W, step, streaming_min_bytes)
     m = W.shape[0]
     status = np.empty(m, dtype=np.uint8)
     runs = min(m, runs)
