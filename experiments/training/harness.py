@@ -1,0 +1,193 @@
+"""Training runs, the tuning grid and the seeds; results as one JSON file.
+
+A run trains one method on one task from one seed and records, after every epoch, the loss on
+the whole training set, the validation loss, the validation and test metric (accuracy for
+classification, the loss for regression) and the seconds spent in training steps so far
+(forward, every backward, the optimizer's step; no evaluation). Tuning trains each point of a
+method's grid once (seed ``tuning_seed``) and keeps the lowest final validation loss; the
+chosen point is then trained from every seed in ``seeds``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from experiments.training.curvature import loss_value
+from experiments.training.methods import METHODS, Method
+from experiments.training.tasks import Data, Task, build_tasks
+
+#: A run whose training loss exceeds this (or is not finite) has diverged and stops.
+DIVERGED = 1e6
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool = False
+    tasks: tuple[str, ...] = ("teacher_plain", "teacher_residual", "digits", "wide_teacher")
+    methods: tuple[str, ...] = tuple(METHODS)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    tuning_seed: int = 100
+    data_seed: int = 0
+    epochs: int | None = None  # None: the task's own
+    max_steps_per_epoch: int | None = None  # the test's tiny configuration
+    results: str = "docs/figures/training/results.json"
+    command: str = "python -m experiments.training"
+    extra: dict = field(default_factory=dict)
+
+
+def train_step(model, optimizer, x, y, loss: str) -> float:
+    out = model(x)
+    optimizer.zero_grad()
+    if hasattr(optimizer, "estimate_factors"):
+        optimizer.estimate_factors(out)
+    value = loss_value(out, y, loss)
+    value.backward()
+    optimizer.step()
+    return value.item()
+
+
+@torch.no_grad()
+def evaluate(model, x, y, loss: str) -> tuple[float, float]:
+    """(loss, metric): the metric is the accuracy for classification and the loss otherwise."""
+    out = model(x)
+    value = loss_value(out, y, loss).item()
+    if loss == "cross_entropy":
+        return value, (out.argmax(dim=1) == y).float().mean().item()
+    return value, value
+
+
+def run(task: Task, data: Data, method: Method, lr, damping, seed: int, config: Config) -> dict:
+    torch.manual_seed(seed)
+    model = task.make_model(seed)
+    optimizer = method.build(model, lr, damping, task.loss, seed)
+    order = torch.Generator().manual_seed(seed)
+    epochs = config.epochs or task.epochs
+    record = {
+        "seed": seed, "lr": lr, "damping": damping, "diverged": False,
+        "train_loss": [], "val_loss": [], "val_metric": [], "test_metric": [], "seconds": [],
+        "step_seconds": [],
+    }  # fmt: skip
+
+    def log(seconds):
+        train, _ = evaluate(model, data.x_train, data.y_train, task.loss)
+        val, val_metric = evaluate(model, data.x_val, data.y_val, task.loss)
+        _, test_metric = evaluate(model, data.x_test, data.y_test, task.loss)
+        for key, value in (
+            ("train_loss", train), ("val_loss", val), ("val_metric", val_metric),
+            ("test_metric", test_metric), ("seconds", seconds),
+        ):  # fmt: skip
+            record[key].append(value if math.isfinite(value) else None)
+
+    elapsed = 0.0
+    log(elapsed)
+    samples = len(data.x_train)
+    for _ in range(epochs):
+        permutation = torch.randperm(samples, generator=order)
+        batches = permutation.split(task.batch_size)
+        if config.max_steps_per_epoch is not None:
+            batches = batches[: config.max_steps_per_epoch]
+        for batch in batches:
+            start = time.perf_counter()
+            try:
+                value = train_step(
+                    model, optimizer, data.x_train[batch], data.y_train[batch], task.loss
+                )
+            except (RuntimeError, ValueError, FloatingPointError) as error:  # e.g. Cholesky fails
+                record["error"] = f"{type(error).__name__}: {str(error)[:200]}"
+                value = math.inf
+            step = time.perf_counter() - start
+            elapsed += step
+            record["step_seconds"].append(step)
+            if not math.isfinite(value) or value > DIVERGED:
+                record["diverged"] = True
+                break
+        if record["diverged"]:
+            break
+        log(elapsed)
+    record["median_step_ms"] = 1e3 * statistics.median(record["step_seconds"])
+    del record["step_seconds"]
+    return record
+
+
+def score(record: dict) -> float:
+    """The tuning criterion: the final validation loss (∞ for a diverged run)."""
+    final = record["val_loss"][-1]
+    if record["diverged"] or final is None:
+        return math.inf
+    return final
+
+
+def warm_up(task: Task, data: Data, method: Method) -> None:
+    """Two untimed steps, so that compilation (numba) falls outside every timed run."""
+    lr, damping = method.grid(quick=True)[0]
+    model = task.make_model(0)
+    optimizer = method.build(model, lr, damping, task.loss, 0)
+    for _ in range(2):
+        batch = slice(0, task.batch_size)
+        train_step(model, optimizer, data.x_train[batch], data.y_train[batch], task.loss)
+
+
+def applicable(task: Task, method: Method) -> bool:
+    return method.available and (task.exact or not method.exact_only)
+
+
+def study(config: Config, progress=print) -> dict:
+    """Tune and train every (task, method) of ``config``; write and return the results."""
+    tasks = build_tasks(config.quick)
+    results = {
+        "config": asdict(config),
+        "machine": {
+            "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+        },
+        "tasks": {},
+        "skipped": {n: "not available" for n in config.methods if not METHODS[n].available},
+    }  # fmt: skip
+    total_start = time.perf_counter()
+    for task_name in config.tasks:
+        task = tasks[task_name]
+        data = task.make_data(config.data_seed)
+        task_start = time.perf_counter()
+        entry = {
+            "title": task.title, "loss": task.loss, "description": task.description,
+            "parameters": sum(p.numel() for p in task.make_model(0).parameters()
+                              if p.requires_grad),
+            "epochs": config.epochs or task.epochs, "batch_size": task.batch_size,
+            "train_samples": len(data.x_train), "tuning": {}, "chosen": {}, "runs": {},
+        }  # fmt: skip
+        for method_name in config.methods:
+            method = METHODS[method_name]
+            if not applicable(task, method):
+                continue
+            warm_up(task, data, method)
+            trials = []
+            for lr, damping in method.grid(config.quick):
+                record = run(task, data, method, lr, damping, config.tuning_seed, config)
+                trials.append({"lr": lr, "damping": damping, "score": score(record),
+                               "median_step_ms": record["median_step_ms"]})  # fmt: skip
+            best = min(trials, key=lambda trial: trial["score"])
+            entry["tuning"][method_name] = trials
+            entry["chosen"][method_name] = {"lr": best["lr"], "damping": best["damping"]}
+            entry["runs"][method_name] = [
+                run(task, data, method, best["lr"], best["damping"], seed, config)
+                for seed in config.seeds
+            ]
+            progress(
+                f"{task_name:>16} {method_name:>22}: lr={best['lr']:g} damping={best['damping']}"
+                f" val={best['score']:.4g}  ({time.perf_counter() - task_start:.0f} s)"
+            )
+        entry["seconds"] = time.perf_counter() - task_start
+        results["tasks"][task_name] = entry
+    results["seconds"] = time.perf_counter() - total_start
+    path = Path(config.results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, allow_nan=True), encoding="utf-8")
+    return results

@@ -1,0 +1,234 @@
+"""The training tasks: data sets (train, validation, test) and the networks that learn them.
+
+- ``teacher_plain``: the paper's setting (Amari, Karakida & Oizumi 2019, Sec. 2 and 6): inputs
+  x ~ N(0, I), targets y = teacher(x) + ε from a random tanh network of the student's shape.
+- ``teacher_residual``: the same with the residual network of Sec. 6,
+  x ← α x + V φ(W x + b), V fixed and random, α < 1, only W, b (and the read-out) trained.
+- ``digits``: scikit-learn's handwritten digits (1797 8×8 images shipped with the package),
+  an MLP classifier with ReLU units.
+- ``wide_teacher``: the larger task: a wider and deeper tanh student (3 hidden layers of 96
+  units, ≈ 26 000 parameters) classifying inputs x ~ N(0, I) by the arg-max of a random
+  teacher of its shape with 10 outputs. It is chosen because the paper's block-diagonal
+  Fisher is a statement about wide networks, so this is where the unit-wise approximation
+  should be closest to the truth, while it still trains in minutes on 2 cores; it has too
+  many parameters for the exact natural gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+try:  # the paper's residual block, from fisher_sym's PyTorch optimizer
+    from fisher_sym.torch import ResidualBlock
+except ImportError:  # pragma: no cover - until fisher_sym.torch exists
+    ResidualBlock = None
+
+
+@dataclass(frozen=True)
+class Data:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: how to make its data and its network, and how long to train."""
+
+    name: str
+    title: str
+    loss: str  # "mse" or "cross_entropy"
+    make_data: Callable[[int], Data]
+    make_model: Callable[[int], nn.Module]  # seed → a freshly initialized network
+    batch_size: int
+    epochs: int
+    exact: bool  # small enough for the exact natural gradient (P ≲ 1500)
+    description: str
+
+
+class FixedResidualBlock(nn.Module):
+    """x ← α x + V φ(W x + b) with V ~ N(0, σ_v²/n) fixed (a buffer); W, b an nn.Linear."""
+
+    def __init__(self, n: int, activation: str, alpha: float, sigma_v: float):
+        super().__init__()
+        self.linear = nn.Linear(n, n)
+        self.activation = ACTIVATIONS[activation]()
+        self.alpha = alpha
+        self.register_buffer("v", torch.randn(n, n) * sigma_v / math.sqrt(n))
+
+    def forward(self, x):
+        return self.alpha * x + self.activation(self.linear(x)) @ self.v.T
+
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def initialize(model: nn.Module, sigma_w: float, sigma_b: float) -> nn.Module:
+    """The paper's random network: W ~ N(0, σ_w²/n), b ~ N(0, σ_b²) for every nn.Linear."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.normal_(0.0, sigma_w / math.sqrt(module.in_features))
+                module.bias.normal_(0.0, sigma_b)
+    return model
+
+
+def mlp(widths: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for index, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if index < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+def residual_network(width: int, blocks: int, outputs: int, alpha: float, sigma_v: float):
+    block = ResidualBlock if ResidualBlock is not None else FixedResidualBlock
+    return nn.Sequential(
+        *[block(width, "tanh", alpha, sigma_v) for _ in range(blocks)],
+        nn.Linear(width, outputs),
+    )
+
+
+def split(x: np.ndarray, y: np.ndarray, sizes: tuple[int, int, int], seed: int, dtype) -> Data:
+    order = np.random.default_rng(seed).permutation(len(x))
+    cuts = np.cumsum(sizes)
+    parts = np.split(order, cuts[:-1])
+    x_t = torch.as_tensor(x, dtype=torch.float32)
+    y_t = torch.as_tensor(y, dtype=dtype)
+    train, val, test = parts[0], parts[1], parts[2][: sizes[2]]
+    return Data(x_t[train], y_t[train], x_t[val], y_t[val], x_t[test], y_t[test])
+
+
+def teacher_data(
+    teacher: nn.Module, n_in: int, sizes, seed: int, noise: float, classes: bool
+) -> Data:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(sum(sizes), n_in, generator=generator)
+    with torch.no_grad():
+        f = teacher(x)
+    if classes:
+        y = f.argmax(dim=1).numpy()
+        return split(x.numpy(), y, sizes, seed, torch.long)
+    y = f + noise * torch.randn(f.shape, generator=generator)
+    return split(x.numpy(), y.numpy(), sizes, seed, torch.float32)
+
+
+def seeded(make: Callable[[], nn.Module], seed: int, sigma_w: float, sigma_b: float):
+    torch.manual_seed(seed)
+    return initialize(make(), sigma_w, sigma_b)
+
+
+def build_tasks(quick: bool) -> dict[str, Task]:
+    """The four tasks; ``quick`` shrinks the data and the number of epochs."""
+    scale = 4 if quick else 1
+
+    # (a) the paper's student and teacher: 16 → 16 → 16 → 1, tanh, σ_w = 1.5, σ_b = 0.3.
+    plain_widths = [16, 16, 16, 1]
+    sizes_a = (2048 // scale, 512, 1024 // scale)
+
+    def plain_model():
+        return mlp(plain_widths, "tanh")
+
+    def plain_data(seed):
+        teacher = seeded(plain_model, seed + 10_000, 1.5, 0.3)
+        return teacher_data(teacher, 16, sizes_a, seed, noise=0.1, classes=False)
+
+    # (a') residual: 16 → 3 blocks of 16 (α = 0.7, σ_v = 1) → 1.
+    def residual_model():
+        return residual_network(16, 3, 1, alpha=0.7, sigma_v=1.0)
+
+    def residual_data(seed):
+        teacher = seeded(residual_model, seed + 20_000, 1.5, 0.3)
+        return teacher_data(teacher, 16, sizes_a, seed, noise=0.1, classes=False)
+
+    # (b) digits: 64 → 64 → 64 → 10, ReLU, inputs standardized with the training statistics.
+    def digits_data(seed):
+        from sklearn.datasets import load_digits
+
+        images, labels = load_digits(return_X_y=True)
+        data = split(images, labels, (1077, 360, 360), seed, torch.long)
+        mean, std = data.x_train.mean(0), data.x_train.std(0).clamp_min(1e-3)
+        return Data(
+            (data.x_train - mean) / std, data.y_train,
+            (data.x_val - mean) / std, data.y_val,
+            (data.x_test - mean) / std, data.y_test,
+        )  # fmt: skip
+
+    def digits_model():
+        return mlp([64, 64, 64, 10], "relu")
+
+    # (c) wide: 64 → 96 → 96 → 96 → 10, tanh, arg-max labels of a teacher.
+    wide_widths = [64, 96, 96, 96, 10]
+    sizes_c = (4096 // scale, 1024 // scale, 1024 // scale)
+
+    def wide_model():
+        return mlp(wide_widths, "tanh")
+
+    def wide_data(seed):
+        teacher = seeded(wide_model, seed + 30_000, 1.5, 0.3)
+        return teacher_data(teacher, 64, sizes_c, seed, noise=0.0, classes=True)
+
+    tasks = [
+        Task(
+            "teacher_plain",
+            "Student and teacher, plain tanh network",
+            "mse",
+            plain_data,
+            lambda seed: seeded(plain_model, seed, 1.5, 0.3),
+            batch_size=64,
+            epochs=3 if quick else 12,
+            exact=True,
+            description="x ~ N(0, I₁₆), y = teacher(x) + N(0, 0.1²); 16-16-16-1 tanh; "
+            "σ_w = 1.5, σ_b = 0.3 for teacher and student; "
+            f"{sizes_a[0]} training samples.",
+        ),
+        Task(
+            "teacher_residual",
+            "Student and teacher, residual network (Sec. 6)",
+            "mse",
+            residual_data,
+            lambda seed: seeded(residual_model, seed, 1.5, 0.3),
+            batch_size=64,
+            epochs=3 if quick else 12,
+            exact=True,
+            description="x ~ N(0, I₁₆), y = teacher(x) + N(0, 0.1²); three blocks "
+            "x ← 0.7 x + V tanh(W x + b) of width 16 with V fixed, N(0, 1/16), then a linear "
+            f"read-out; {sizes_a[0]} training samples.",
+        ),
+        Task(
+            "digits",
+            "scikit-learn digits, MLP classifier",
+            "cross_entropy",
+            digits_data,
+            lambda seed: seeded(digits_model, seed, math.sqrt(2.0), 0.0),
+            batch_size=64,
+            epochs=3 if quick else 15,
+            exact=False,
+            description="1797 8×8 images, split 1077 / 360 / 360 (train / validation / "
+            "test); 64-64-64-10 ReLU, He initialization.",
+        ),
+        Task(
+            "wide_teacher",
+            "Wide student and teacher, 10 classes (the larger task)",
+            "cross_entropy",
+            wide_data,
+            lambda seed: seeded(wide_model, seed, 1.5, 0.3),
+            batch_size=128,
+            epochs=2 if quick else 8,
+            exact=False,
+            description="x ~ N(0, I₆₄), label = arg max of a random teacher's 10 outputs; "
+            "64-96-96-96-10 tanh; "
+            f"{sizes_c[0]} training samples.",
+        ),
+    ]
+    return {task.name: task for task in tasks}
