@@ -18,9 +18,9 @@ try:
 except ImportError:  # pragma: no cover - until fisher_sym.torch exists
     UnitwiseNaturalGradient = None
 
-#: Log grids: five learning rates, three dampings (``quick``: the middle three and one).
+#: Log grids: five learning rates, three dampings (``quick``: the middle three, the upper two).
 NATURAL_LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
-DAMPINGS = (1e-3, 1e-2, 1e-1)
+DAMPINGS = (1e-3, 3e-2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Method:
         lrs = self.lrs[1:4] if quick and len(self.lrs) > 3 else self.lrs
         dampings = self.dampings
         if quick and len(dampings) > 1:
-            dampings = (dampings[len(dampings) // 2],)
+            dampings = dampings[1:]
         return [(lr, damping) for lr in lrs for damping in dampings]
 
 
