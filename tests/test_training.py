@@ -21,11 +21,14 @@ from experiments.training.tasks import FixedResidualBlock  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
+def float64_one_thread():
+    # One thread: on a shared machine two threads on these tiny matrices only contend.
+    previous = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
     yield
-    torch.set_default_dtype(previous)
+    torch.set_default_dtype(previous[0])
+    torch.set_num_threads(previous[1])
 
 
 def tiny_network(outputs: int, residual: bool = False) -> nn.Module:
@@ -212,7 +215,7 @@ def test_tiny_study_writes_results_and_page(tmp_path):
     methods = ("sgd", "unit_block", "kfac", "exact")
     config = harness.Config(
         quick=True, tasks=("teacher_plain", "digits"), methods=methods, seeds=(0, 1),
-        epochs=1, max_steps_per_epoch=2, results=str(tmp_path / "results.json"),
+        epochs=1, max_steps_per_epoch=2, grid_points=2, results=str(tmp_path / "results.json"),
     )  # fmt: skip
     results = harness.study(config, progress=lambda line: None)
     stored = json.loads((tmp_path / "results.json").read_text())

@@ -38,6 +38,7 @@ class Config:
     data_seed: int = 0
     epochs: int | None = None  # None: the task's own
     max_steps_per_epoch: int | None = None  # the test's tiny configuration
+    grid_points: int | None = None  # the first points of each grid only (the test's)
     results: str = "docs/figures/training/results.json"
     command: str = "python -m experiments.training"
     extra: dict = field(default_factory=dict)
@@ -169,7 +170,7 @@ def study(config: Config, progress=print) -> dict:
                 continue
             warm_up(task, data, method)
             trials = []
-            for lr, damping in method.grid(config.quick):
+            for lr, damping in method.grid(config.quick)[: config.grid_points]:
                 record = run(task, data, method, lr, damping, config.tuning_seed, config)
                 trials.append({"lr": lr, "damping": damping, "score": score(record),
                                "median_step_ms": record["median_step_ms"]})  # fmt: skip
