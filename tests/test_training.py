@@ -7,6 +7,7 @@ with ``torch.autograd.grad`` (no hooks, no torch.func), then solve with ``torch.
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -226,3 +227,9 @@ def test_tiny_study_writes_results_and_page(tmp_path):
     text = page.render(results, tmp_path / "training.md", tmp_path / "figures", prose.PROSE)
     assert (tmp_path / "figures" / "digits.png").exists()
     assert "| K-FAC |" in text and "figures/digits.png" in text
+    # A later session adds a method to the same file and keeps the others.
+    later = replace(config, methods=("momentum",), tasks=("digits",), command="later")
+    merged = harness.study(later, progress=lambda line: None, merge=True)
+    assert set(merged["tasks"]["digits"]["runs"]) == {"sgd", "unit_block", "kfac", "momentum"}
+    assert merged["tasks"]["digits"]["runs"]["kfac"] == results["tasks"]["digits"]["runs"]["kfac"]
+    assert "later" in page.render(merged, tmp_path / "t.md", tmp_path / "figures", prose.PROSE)

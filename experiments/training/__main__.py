@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=Path, default=PAGE)
     parser.add_argument("--figures", type=Path, default=FIGURES)
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the methods to the existing results file instead of starting a new one",
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help="render the page from an existing results file"
     )
     args = parser.parse_args(argv)
@@ -42,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         results = json.loads(results_path.read_text(encoding="utf-8"))
     else:
-        command = "python -m experiments.training" + (" --quick" if args.quick else "")
+        command = " ".join(
+            ["python -m experiments.training", *(argv if argv is not None else sys.argv[1:])]
+        )
         defaults = harness.Config()
         config = harness.Config(
             quick=args.quick,
@@ -52,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             results=str(results_path),
             command=command,
         )
-        results = harness.study(config, progress=lambda line: print(line, flush=True))
+        results = harness.study(
+            config, progress=lambda line: print(line, flush=True), merge=args.merge
+        )
     page.render(results, args.page, args.figures, prose.PROSE)
     print(f"wrote {results_path}, {args.page} and figures in {args.figures}")
     return 0

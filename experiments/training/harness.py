@@ -74,21 +74,21 @@ def run(task: Task, data: Data, method: Method, lr, damping, seed: int, config: 
     record = {
         "seed": seed, "lr": lr, "damping": damping, "diverged": False,
         "train_loss": [], "val_loss": [], "val_metric": [], "test_metric": [], "seconds": [],
-        "step_seconds": [],
+        "cpu_seconds": [], "step_seconds": [], "step_cpu_seconds": [],
     }  # fmt: skip
 
-    def log(seconds):
+    def log(seconds, cpu_seconds):
         train, _ = evaluate(model, data.x_train, data.y_train, task.loss)
         val, val_metric = evaluate(model, data.x_val, data.y_val, task.loss)
         _, test_metric = evaluate(model, data.x_test, data.y_test, task.loss)
         for key, value in (
             ("train_loss", train), ("val_loss", val), ("val_metric", val_metric),
-            ("test_metric", test_metric), ("seconds", seconds),
+            ("test_metric", test_metric), ("seconds", seconds), ("cpu_seconds", cpu_seconds),
         ):  # fmt: skip
             record[key].append(value if math.isfinite(value) else None)
 
-    elapsed = 0.0
-    log(elapsed)
+    elapsed = cpu_elapsed = 0.0
+    log(elapsed, cpu_elapsed)
     samples = len(data.x_train)
     for _ in range(epochs):
         permutation = torch.randperm(samples, generator=order)
@@ -96,7 +96,7 @@ def run(task: Task, data: Data, method: Method, lr, damping, seed: int, config: 
         if config.max_steps_per_epoch is not None:
             batches = batches[: config.max_steps_per_epoch]
         for batch in batches:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 value = train_step(
                     model, optimizer, data.x_train[batch], data.y_train[batch], task.loss
@@ -104,17 +104,19 @@ def run(task: Task, data: Data, method: Method, lr, damping, seed: int, config: 
             except (RuntimeError, ValueError, FloatingPointError) as error:  # e.g. Cholesky fails
                 record["error"] = f"{type(error).__name__}: {str(error)[:200]}"
                 value = math.inf
-            step = time.perf_counter() - start
+            step, cpu_step = time.perf_counter() - start, time.process_time() - cpu_start
             elapsed += step
+            cpu_elapsed += cpu_step
             record["step_seconds"].append(step)
+            record["step_cpu_seconds"].append(cpu_step)
             if not math.isfinite(value) or value > DIVERGED:
                 record["diverged"] = True
                 break
         if record["diverged"]:
             break
-        log(elapsed)
-    record["median_step_ms"] = 1e3 * statistics.median(record["step_seconds"])
-    del record["step_seconds"]
+        log(elapsed, cpu_elapsed)
+    record["median_step_ms"] = 1e3 * statistics.median(record.pop("step_seconds"))
+    record["median_step_cpu_ms"] = 1e3 * statistics.median(record.pop("step_cpu_seconds"))
     return record
 
 
@@ -140,9 +142,16 @@ def applicable(task: Task, method: Method) -> bool:
     return method.available and (task.exact or not method.exact_only)
 
 
-def study(config: Config, progress=print) -> dict:
-    """Tune and train every (task, method) of ``config``; write and return the results."""
+def study(config: Config, progress=print, merge: bool = False) -> dict:
+    """Tune and train every (task, method) of ``config``; write and return the results.
+
+    ``merge``: add the methods to the results file already at ``config.results`` (made with
+    the same tasks), keeping what it holds for the other methods; the file is rewritten after
+    every (task, method), so that an interrupted study keeps what it finished.
+    """
     tasks = build_tasks(config.quick)
+    path = Path(config.results)
+    previous = json.loads(path.read_text(encoding="utf-8")) if merge else None
     results = {
         "config": asdict(config),
         "machine": {
@@ -151,19 +160,36 @@ def study(config: Config, progress=print) -> dict:
         },
         "tasks": {},
         "skipped": {n: "not available" for n in config.methods if not METHODS[n].available},
+        "seconds_before": 0.0 if previous is None else previous["seconds"],
     }  # fmt: skip
+    if previous is not None:
+        results["sessions"] = previous.get("sessions", [previous["config"]]) + [asdict(config)]
+        results["config"] = previous["config"]
+        results["config"]["methods"] = list(dict.fromkeys(
+            list(previous["config"]["methods"]) + list(config.methods)))  # fmt: skip
+        results["tasks"] = previous["tasks"]
+        results["skipped"] = {
+            name: why for name, why in previous.get("skipped", {}).items()
+            if name not in config.methods or not METHODS[name].available
+        }  # fmt: skip
+        results["skipped"].update(
+            {n: "not available" for n in config.methods if not METHODS[n].available}
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
     total_start = time.perf_counter()
     for task_name in config.tasks:
         task = tasks[task_name]
         data = task.make_data(config.data_seed)
         task_start = time.perf_counter()
-        entry = {
+        entry = results["tasks"].get(task_name) or {
             "title": task.title, "loss": task.loss, "description": task.description,
             "parameters": sum(p.numel() for p in task.make_model(0).parameters()
                               if p.requires_grad),
             "epochs": config.epochs or task.epochs, "batch_size": task.batch_size,
             "train_samples": len(data.x_train), "tuning": {}, "chosen": {}, "runs": {},
         }  # fmt: skip
+        earlier = entry.get("seconds", 0.0)
+        results["tasks"][task_name] = entry
         for method_name in config.methods:
             method = METHODS[method_name]
             if not applicable(task, method):
@@ -185,10 +211,9 @@ def study(config: Config, progress=print) -> dict:
                 f"{task_name:>16} {method_name:>22}: lr={best['lr']:g} damping={best['damping']}"
                 f" val={best['score']:.4g}  ({time.perf_counter() - task_start:.0f} s)"
             )
-        entry["seconds"] = time.perf_counter() - task_start
-        results["tasks"][task_name] = entry
-    results["seconds"] = time.perf_counter() - total_start
-    path = Path(config.results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1, allow_nan=True), encoding="utf-8")
+            entry["seconds"] = earlier + time.perf_counter() - task_start
+            results["seconds"] = (
+                results.get("seconds_before", 0.0) + time.perf_counter() - total_start
+            )
+            path.write_text(json.dumps(results, indent=1, allow_nan=True), encoding="utf-8")
     return results

@@ -58,7 +58,7 @@ def figure(name: str, task: dict, directory: Path) -> Path:
         for axis, key, x_key in (
             (axes[0], "train_loss", None),
             (axes[1], "val_metric" if classification else "val_loss", None),
-            (axes[2], "train_loss", "seconds"),
+            (axes[2], "train_loss", "cpu_seconds"),
         ):  # fmt: skip
             mean, low, high = _curve(runs, key)
             if not mean:
@@ -75,7 +75,9 @@ def figure(name: str, task: dict, directory: Path) -> Path:
         ylabel="validation accuracy" if classification else "validation loss",
         yscale="linear" if classification else "log",
     )
-    axes[2].set(xlabel="seconds in training steps", ylabel="training loss", yscale="log")
+    axes[2].set(
+        xlabel="CPU seconds in training steps (one thread)", ylabel="training loss", yscale="log"
+    )
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{task['title']}: mean over seeds, band from min to max")
     fig.tight_layout()
@@ -85,13 +87,43 @@ def figure(name: str, task: dict, directory: Path) -> Path:
     return path
 
 
+def time_to_reach(runs: list[dict], target: float) -> str:
+    """Epochs and seconds until the training loss first falls to ``target``, mean over the
+    seeds that reach it (and how many do)."""
+    reached = []
+    for run in runs:
+        times = run["cpu_seconds"]
+        for epoch, (value, seconds) in enumerate(zip(run["train_loss"], times, strict=True)):
+            if value is not None and value <= target:
+                reached.append((epoch, seconds))
+                break
+    if not reached:
+        return "never"
+    epochs = statistics.fmean(e for e, _ in reached)
+    seconds = statistics.fmean(s for _, s in reached)
+    share = "" if len(reached) == len(runs) else f" ({len(reached)} of {len(runs)} seeds)"
+    return f"{epochs:.1f} / {seconds:.3g} s{share}"
+
+
+def _edge(value, values) -> str:
+    """A mark for a chosen value at the edge of its grid (the optimum may lie beyond)."""
+    values = sorted({v for v in values if v is not None})
+    if value is None or len(values) < 2 or values[0] < value < values[-1]:
+        return ""
+    return " (edge)"
+
+
 def task_table(task: dict) -> list[str]:
     classification = task["loss"] == "cross_entropy"
     metric = "test accuracy" if classification else "test loss"
+    target = None
+    if "adam" in task["runs"] and _finals(task["runs"]["adam"], "train_loss"):
+        target = statistics.fmean(_finals(task["runs"]["adam"], "train_loss"))
     lines = [
         f"| method | lr | damping | training loss | validation loss | {metric} "
-        "| ms per step | diverged in tuning |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| ms per step, CPU (wall) | epochs / CPU seconds to Adam's final training loss "
+        "| diverged in tuning |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     order = sorted(
         task["runs"],
@@ -102,16 +134,20 @@ def task_table(task: dict) -> list[str]:
         chosen = task["chosen"][method_name]
         trials = task["tuning"][method_name]
         damping = "–" if chosen["damping"] is None else f"{chosen['damping']:g}"
+        damping += _edge(chosen["damping"], [t["damping"] for t in trials])
+        lr = f"{chosen['lr']:g}" + _edge(chosen["lr"], [t["lr"] for t in trials])
+        reach = "–" if target is None else time_to_reach(runs, target)
         step_ms = statistics.median(run["median_step_ms"] for run in runs)
+        cpu_ms = statistics.median(run["median_step_cpu_ms"] for run in runs)
         diverged = sum(1 for t in trials if not math.isfinite(t["score"]))
         lost = sum(1 for run in runs if run["diverged"])
         name = METHODS[method_name].label + (f" ({lost} seeds diverged)" if lost else "")
         lines.append(
-            f"| {name} | {chosen['lr']:g} | {damping} "
+            f"| {name} | {lr} | {damping} "
             f"| {_mean_spread(_finals(runs, 'train_loss'))} "
             f"| {_mean_spread(_finals(runs, 'val_loss'))} "
             f"| {_mean_spread(_finals(runs, 'test_metric'))} "
-            f"| {step_ms:.2f} | {diverged} of {len(trials)} |"
+            f"| {cpu_ms:.2f} ({step_ms:.2f}) | {reach} | {diverged} of {len(trials)} |"
         )
     return lines
 
@@ -132,7 +168,7 @@ def summary_table(results: dict) -> list[str]:
                 cells.append("–")
                 continue
             finals = _finals(runs, "val_loss")
-            step_ms = statistics.median(run["median_step_ms"] for run in runs)
+            step_ms = statistics.median(run["median_step_cpu_ms"] for run in runs)
             mean = f"{statistics.fmean(finals):.3g}" if finals else "diverged"
             cells.append(f"{mean} ({step_ms:.1f} ms)")
         lines.append(f"| {METHODS[method_name].label} | " + " | ".join(cells) + " |")
@@ -153,14 +189,17 @@ def render(results: dict, page: Path, figures: Path, prose: dict[str, str]) -> s
         "## How these numbers were made",
         "",
         "```bash",
-        config["command"],
+        *[session["command"] for session in results.get("sessions", [config])],
         "```",
         "",
         f"This page shows the {kind}: it took {results['seconds'] / 60:.1f} minutes of wall time "
         f"({task_times}) "
         f"on {results['machine']['platform']}, PyTorch {results['machine']['torch']}, "
-        f"{results['machine']['threads']} thread(s), on a machine shared with other jobs, "
-        f"so the times are rough. Seeds {', '.join(map(str, config['seeds']))} at the chosen "
+        f"{results['machine']['threads']} thread(s), on a machine shared with other jobs. "
+        "Times are given as CPU time of the process (`time.process_time`), which on one "
+        "thread is the wall-clock time the step would take on an idle core, and (in the "
+        "tables) as wall-clock time as measured, which the other jobs inflate. "
+        f"Seeds {', '.join(map(str, config['seeds']))} at the chosen "
         f"values, tuning seed {config['tuning_seed']}.",
         "",
         prose["protocol"],
@@ -174,7 +213,7 @@ def render(results: dict, page: Path, figures: Path, prose: dict[str, str]) -> s
     lines += [
         "## Summary",
         "",
-        "Final validation loss, mean over seeds (median milliseconds per training step).",
+        "Final validation loss, mean over seeds (median CPU milliseconds per training step).",
         "",
         *summary_table(results),
         "",
