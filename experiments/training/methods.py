@@ -18,8 +18,10 @@ try:
 except ImportError:  # pragma: no cover - until fisher_sym.torch exists
     UnitwiseNaturalGradient = None
 
-#: Log grids: five learning rates, three dampings (``quick``: the middle three, the upper two).
-NATURAL_LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
+#: Log grids, steps of √10: six learning rates, three dampings (``quick``: learning rates two
+#: to four, the upper two dampings). A first run with five learning rates per method chose the
+#: largest for every first-order method on the teacher task, so the grids reach one step higher.
+NATURAL_LRS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 DAMPINGS = (1e-3, 3e-2, 1.0)
 
 
@@ -35,7 +37,7 @@ class Method:
     note: str = ""
 
     def grid(self, quick: bool) -> list[tuple[float, float | None]]:
-        lrs = self.lrs[1:4] if quick and len(self.lrs) > 3 else self.lrs
+        lrs = self.lrs[1:4] if quick else self.lrs
         dampings = self.dampings
         if quick and len(dampings) > 1:
             dampings = dampings[1:]
@@ -76,13 +78,16 @@ def _fisher_sym(inputs: str):
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("sgd", "SGD", (0.01, 0.03, 0.1, 0.3, 1.0), (None,), _torch_optimizer("sgd")),
         Method(
-            "momentum", "SGD, momentum 0.9", (0.003, 0.01, 0.03, 0.1, 0.3), (None,),
+            "sgd", "SGD", (0.01, 0.03, 0.1, 0.3, 1.0, 3.0), (None,), _torch_optimizer("sgd")
+        ),
+        Method(
+            "momentum", "SGD, momentum 0.9", (0.003, 0.01, 0.03, 0.1, 0.3, 1.0), (None,),
             _torch_optimizer("momentum"),
         ),
         Method(
-            "adam", "Adam", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), (None,), _torch_optimizer("adam")
+            "adam", "Adam", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2), (None,),
+            _torch_optimizer("adam"),
         ),
         *(
             Method(
