@@ -211,6 +211,16 @@ def test_fisher_sym_methods_step_through_the_harness(name):
     assert math.isfinite(value)
 
 
+def test_residual_block_is_fisher_sym_s():
+    fisher_sym_torch = pytest.importorskip("fisher_sym.torch")
+    ours = FixedResidualBlock(4, "tanh", 0.7, 1.0)
+    theirs = fisher_sym_torch.ResidualBlock(4, "tanh", 0.7, 1.0)
+    theirs.load_state_dict({"linear.weight": ours.linear.weight, "linear.bias": ours.linear.bias,
+                            "mixing": ours.v})  # fmt: skip
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
 def test_tiny_study_writes_results_and_page(tmp_path):
     torch.set_default_dtype(torch.float32)
     methods = ("sgd", "unit_block", "kfac", "exact")

@@ -24,11 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-try:  # the paper's residual block, from fisher_sym's PyTorch optimizer
-    from fisher_sym.torch import ResidualBlock
-except ImportError:  # pragma: no cover - until fisher_sym.torch exists
-    ResidualBlock = None
-
 
 @dataclass(frozen=True)
 class Data:
@@ -56,7 +51,10 @@ class Task:
 
 
 class FixedResidualBlock(nn.Module):
-    """x ← α x + V φ(W x + b) with V ~ N(0, σ_v²/n) fixed (a buffer); W, b an nn.Linear."""
+    """x ← α x + V φ(W x + b) with V ~ N(0, σ_v²/n) fixed (a buffer); W, b an nn.Linear.
+
+    The block of ``fisher_sym.torch.ResidualBlock`` (the test compares them), defined here so
+    that every method, whenever it runs, trains the same network from the same draws."""
 
     def __init__(self, n: int, activation: str, alpha: float, sigma_v: float):
         super().__init__()
@@ -94,9 +92,8 @@ def mlp(widths: list[int], activation: str) -> nn.Sequential:
 
 
 def residual_network(width: int, blocks: int, outputs: int, alpha: float, sigma_v: float):
-    block = ResidualBlock if ResidualBlock is not None else FixedResidualBlock
     return nn.Sequential(
-        *[block(width, "tanh", alpha, sigma_v) for _ in range(blocks)],
+        *[FixedResidualBlock(width, "tanh", alpha, sigma_v) for _ in range(blocks)],
         nn.Linear(width, outputs),
     )
 
