@@ -19,8 +19,12 @@ from experiments.training import harness, page, prose  # noqa: E402
 from experiments.training.methods import METHODS  # noqa: E402
 from experiments.training.tasks import build_tasks  # noqa: E402
 
-FIGURES = Path("docs/figures/training")
-PAGE = Path("docs/training.md")
+#: Where each kind of run writes its results file, figures and page (quick: its own page, so
+#: that a quick run never overwrites the full run's).
+OUTPUTS = {
+    False: (Path("docs/figures/training"), Path("docs/training.md")),
+    True: (Path("docs/figures/training/quick"), Path("docs/training_quick.md")),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", choices=sorted(build_tasks(True)))
     parser.add_argument("--methods", nargs="+", choices=list(METHODS))
     parser.add_argument("--results", type=Path, help="the results file (JSON) to write or read")
-    parser.add_argument("--page", type=Path, default=PAGE)
-    parser.add_argument("--figures", type=Path, default=FIGURES)
+    parser.add_argument("--page", type=Path, help="default: docs/training.md (quick: _quick)")
+    parser.add_argument("--figures", type=Path, help="default: docs/figures/training[/quick]")
     parser.add_argument(
         "--merge",
         action="store_true",
@@ -41,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results_path = args.results or FIGURES / (
-        "results-quick.json" if args.quick else "results.json"
-    )
+    figures = args.figures or OUTPUTS[args.quick][0]
+    page_path = args.page or OUTPUTS[args.quick][1]
+    results_path = args.results or figures / "results.json"
     if args.render_only:
         results = json.loads(results_path.read_text(encoding="utf-8"))
     else:
@@ -62,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         results = harness.study(
             config, progress=lambda line: print(line, flush=True), merge=args.merge
         )
-    page.render(results, args.page, args.figures, prose.PROSE)
-    print(f"wrote {results_path}, {args.page} and figures in {args.figures}")
+    page.render(results, page_path, figures, prose.PROSE)
+    print(f"wrote {results_path}, {page_path} and figures in {figures}")
     return 0
 
 

@@ -190,9 +190,14 @@ def render(results: dict, page: Path, figures: Path, prose: dict[str, str]) -> s
     figures.mkdir(parents=True, exist_ok=True)
     config = results["config"]
     kind = "quick run (`--quick`)" if config["quick"] else "full run"
+    other = (
+        "[the quick run](training_quick.md)"
+        if not config["quick"]
+        else "[the full run](training.md)"
+    )
     task_times = ", ".join(f"{n}: {t['seconds']:.0f} s" for n, t in results["tasks"].items())
     lines = [
-        "# Does it train faster?",
+        "# Does it train faster?" + (" (quick run)" if config["quick"] else ""),
         "",
         prose["intro"],
         "",
@@ -210,7 +215,7 @@ def render(results: dict, page: Path, figures: Path, prose: dict[str, str]) -> s
         "thread is the wall-clock time the step would take on an idle core, and (in the "
         "tables) as wall-clock time as measured, which the other jobs inflate. "
         f"Seeds {', '.join(map(str, config['seeds']))} at the chosen "
-        f"values, tuning seed {config['tuning_seed']}.",
+        f"values, tuning seed {config['tuning_seed']}. See also {other}.",
         "",
         prose["protocol"],
         "",
