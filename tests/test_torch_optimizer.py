@@ -61,23 +61,38 @@ def declared_statistics(x, inputs, floor=1e-4):
     return mean, np.maximum(variance, floor * mean_square)
 
 
-def dense_update(linear, activation, x, delta, inputs, fisher, damping):
-    """Per unit, (c_i·E[φ'(u)² x*x*ᵀ] + damping·E[x*x*ᵀ])⁻¹ g_i for x ~ N(μ, diag(s²)) of the
-    declared statistics, the block from its definition (reference.dense_fisher_...) with the
-    three integrals by mpmath, and c_i = mean(δ_i²)/I0 (or 1)."""
+def dense_update(linear, activation, mean, variance, factor, damping):
+    """Per unit, (c_i·E[φ'(u)² x*x*ᵀ] + damping·E[x*x*ᵀ])⁻¹ g_i for x ~ N(μ, diag(s²)), the
+    block from its definition (reference.dense_fisher_...) with the three integrals by mpmath;
+    ``factor(i, I0)`` gives c_i."""
     W = linear.weight.detach().numpy()
     b = linear.bias.detach().numpy()
     g = np.concatenate([linear.weight.grad.numpy(), linear.bias.grad.numpy()[:, None]], axis=1)
-    mean, variance = declared_statistics(x, inputs)
     M = reference.input_second_moment(mean, variance)
     rows = []
     for i, (w, bias) in enumerate(zip(W, b)):
         sigma = math.sqrt(float(np.sum(variance * w * w)))
         blocks = reference.fisher_blocks_mp(PHI[activation], sigma, float(w @ mean + bias), dps=20)
         G = reference.dense_fisher_with_input_statistics(w, mean, variance, blocks)
-        c = 1.0 if fisher == "none" else float(np.mean(delta[:, i] ** 2)) / blocks[0]
-        rows.append(np.linalg.solve(c * G + damping * M, g[i]))
+        rows.append(np.linalg.solve(factor(i, blocks[0]) * G + damping * M, g[i]))
     return np.array(rows)
+
+
+def measured_factor(delta):
+    """c_i = mean(δ_i²)/I0: the bias–bias entry of the measured block over the model's."""
+    return lambda i, i0: float(np.mean(delta[:, i] ** 2)) / i0
+
+
+def unit_factor(i, i0):
+    return 1.0
+
+
+def assert_updates(got, want, tolerance=1e-9):
+    for layer, expected in enumerate(want):
+        nat_W, nat_b = got[2 * layer].numpy(), got[2 * layer + 1].numpy()
+        combined = np.concatenate([nat_W, nat_b[:, None]], axis=1)
+        scale = np.abs(expected).max()
+        assert np.abs(combined - expected).max() <= tolerance * scale, (layer, combined, expected)
 
 
 def applied_update(model, step, lr):
@@ -137,15 +152,36 @@ def test_every_unit_update_is_the_dense_solve_of_its_declared_block(activation, 
         deltas = sampled_errors(model, recorder, out, loss, seed=3)
     else:  # the training loss is a mean over the batch: rows·∂L/∂u is each sample's δ
         deltas = [recorder.outputs[m].grad.numpy() * x.shape[0] for m in linears]
-    activations = [activation, "linear"]
-    want = [dense_update(lin, act, recorder.inputs[lin].numpy(), d, inputs, fisher, damping)
-            for lin, act, d in zip(linears, activations, deltas)]
-    got = applied_update(model, opt.step, lr)
-    for layer, expected in enumerate(want):
-        nat_W, nat_b = got[2 * layer].numpy(), got[2 * layer + 1].numpy()
-        combined = np.concatenate([nat_W, nat_b[:, None]], axis=1)
-        scale = np.abs(expected).max()
-        assert np.abs(combined - expected).max() <= 1e-9 * scale, (layer, combined, expected)
+    want = []
+    for linear, act, delta in zip(linears, [activation, "linear"], deltas):
+        mean, variance = declared_statistics(recorder.inputs[linear].numpy(), inputs)
+        factor = unit_factor if fisher == "none" else measured_factor(delta)
+        want.append(dense_update(linear, act, mean, variance, factor, damping))
+    assert_updates(applied_update(model, opt.step, lr), want)
+
+
+def test_the_papers_residual_algorithm_solves_the_mean_field_block():
+    """inputs = fisher = "mean_field" on a chain of two ReLU blocks: block l's units solve
+    c_l·A(N(0, A^{l−1} I)) + λ·E[x*x*ᵀ] with c_l = σ_v² χ^L_{l+1} and A^{l−1} from
+    fisher_sym.meanfield, checked here against the recursion written out."""
+    torch.manual_seed(6)
+    blocks = [ResidualBlock(4, nn.ReLU(), alpha=0.8, sigma_v=1.1, sigma_w=1.3, sigma_b=0.2,
+                            dtype=torch.float64) for _ in range(2)]
+    model = nn.Sequential(*blocks)
+    opt = UnitwiseNaturalGradient(model, lr=1.0, damping=0.05, inputs="mean_field",
+                                  fisher="mean_field")
+    opt.zero_grad()
+    model(torch.randn(8, 4, dtype=torch.float64)).square().sum().backward()
+    # the recursion by hand: relu's E[φ(τv)²] = τ²/2, E[φ'(τv)²] = 1/2
+    tau1 = math.sqrt(1.3**2 * 1.0 + 0.2**2)
+    activity1 = 0.8**2 * 1.0 + 1.1**2 * tau1**2 / 2
+    chi2 = 0.8**2 + 1.1**2 * 1.3**2 / 2
+    inputs = [1.0, activity1]
+    factors = [1.1**2 * chi2, 1.1**2]
+    want = [dense_update(block.linear, "relu", np.zeros(4), np.full(4, activity),
+                         lambda i, i0, c=factor: c, 0.05)
+            for block, activity, factor in zip(blocks, inputs, factors)]
+    assert_updates(applied_update(model, opt.step, 1.0), want)
 
 
 def test_running_moments_are_the_exact_average_during_warm_up_then_a_geometric_mixture():
@@ -232,7 +268,7 @@ def test_explicit_pairs_take_a_generated_module_by_name():
     x = torch.randn(8, 3, dtype=torch.float64)
     opt.zero_grad()
     model(x).sum().backward()
-    want = dense_update(model.first, "tanh", x.numpy(), None, "standard", "none", 0.1)
+    want = dense_update(model.first, "tanh", np.zeros(3), np.ones(3), unit_factor, 0.1)
     got = applied_update(model, opt.step, 1.0)
     combined = np.concatenate([got[0].numpy(), got[1].numpy()[:, None]], axis=1)
     np.testing.assert_allclose(combined, want, rtol=1e-10, atol=1e-12)
@@ -383,3 +419,61 @@ def test_fisher_sym_imports_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.startswith("refused:"), result.stdout + result.stderr
+
+
+DISTRIBUTED = '''
+import sys
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from fisher_sym.torch import UnitwiseNaturalGradient
+
+rank, world, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+generator = torch.Generator().manual_seed(1)
+xs = torch.randn(3, 16, 3, generator=generator, dtype=torch.float64) * 2 + 1
+ys = torch.randn(3, 16, 2, generator=generator, dtype=torch.float64)
+if world > 1:
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    model = DistributedDataParallel(net)
+else:
+    model = net
+opt = UnitwiseNaturalGradient(model, lr=0.5, damping=1e-2, inputs="moments", fisher="empirical")
+rows = slice(rank * 16 // world, (rank + 1) * 16 // world)
+for x, y in zip(xs, ys):
+    out = model(x[rows])
+    opt.zero_grad()
+    (0.5 * ((out - y[rows]) ** 2).sum(dim=1).mean()).backward()
+    opt.step()
+torch.save(net.state_dict(), f"{path}/rank{rank}of{world}.pt")
+'''
+
+
+def test_distributed_data_parallel_equals_one_process_on_the_whole_batch(tmp_path):
+    """Two processes (gloo) on halves of each batch end where one process on whole batches
+    does: the gradients are averaged by DDP, and the input moments and the factors are those
+    of the union of the halves (all-reduced), so the update is the same up to rounding."""
+    import socket
+
+    script = tmp_path / "step.py"
+    script.write_text(DISTRIBUTED, encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = {**__import__("os").environ, "MASTER_ADDR": "127.0.0.1",
+                   "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen([sys.executable, str(script), str(rank), "2", str(tmp_path)],
+                             env=environment, stderr=subprocess.PIPE, text=True)
+            for rank in range(2)]
+    runs.append(subprocess.Popen([sys.executable, str(script), "0", "1", str(tmp_path)],
+                                 env=environment, stderr=subprocess.PIPE, text=True))
+    for run in runs:
+        _, error = run.communicate(timeout=300)
+        assert run.returncode == 0, error
+    first, second, alone = (torch.load(tmp_path / name) for name in
+                            ("rank0of2.pt", "rank1of2.pt", "rank0of1.pt"))
+    for key in alone:
+        assert torch.equal(first[key], second[key]), key
+        torch.testing.assert_close(first[key], alone[key], rtol=1e-12, atol=1e-14)

@@ -319,7 +319,12 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
                              f"{' …' if len(units) > 10 else ''}; no parameter was changed")
         statistics = self._input_statistics(s)
         factors = self._factors(s, statistics)
-        unit_damping = damping if factors is None else damping / factors
+        if factors is None:
+            unit_damping = damping
+        elif np.all(factors == factors[0]):
+            unit_damping = damping / float(factors[0])  # one factor per layer (mean field)
+        else:
+            unit_damping = damping / factors
         nat_w = torch.empty_like(weight, memory_format=torch.contiguous_format)
         nat_b = torch.empty_like(bias)
         arguments = [_kernel_array(t) for t in (weight.detach(), bias.detach(),
