@@ -72,7 +72,8 @@ def dense_update(linear, activation, mean, variance, factor, damping):
     rows = []
     for i, (w, bias) in enumerate(zip(W, b)):
         sigma = math.sqrt(float(np.sum(variance * w * w)))
-        blocks = reference.fisher_blocks_mp(PHI[activation], sigma, float(w @ mean + bias), dps=20)
+        blocks = [float(value) for value in reference.fisher_blocks_mp(
+            PHI[activation], sigma, float(w @ mean + bias), dps=20)]
         G = reference.dense_fisher_with_input_statistics(w, mean, variance, blocks)
         rows.append(np.linalg.solve(factor(i, blocks[0]) * G + damping * M, g[i]))
     return np.array(rows)
@@ -101,8 +102,12 @@ def applied_update(model, step, lr):
     return [(b - p.detach()) / lr for b, p in zip(before, model.parameters())]
 
 
-def train_step(model, opt, x, y, loss, seed):
+def train_step(model, opt, x, y, loss, seed, before=None):
+    """Forward, estimate_factors (targets drawn after seeding with ``seed``), the training
+    loss's backward; ``before(out)`` runs first, on the same graph."""
     out = model(x)
+    if before is not None:
+        before(out)
     opt.zero_grad()
     torch.manual_seed(seed)
     opt.estimate_factors(out)
@@ -146,10 +151,12 @@ def test_every_unit_update_is_the_dense_solve_of_its_declared_block(activation, 
     damping, lr = 1e-2, 0.1
     opt = UnitwiseNaturalGradient(model, lr=lr, damping=damping, inputs=inputs, fisher=fisher,
                                   loss=loss)
-    out = train_step(model, opt, x, y, loss, seed=3)
+    sampled = []
+    train_step(model, opt, x, y, loss, seed=3, before=lambda out: sampled.extend(
+        sampled_errors(model, recorder, out, loss, seed=3) if fisher == "sampled" else []))
     linears = [m for m in model if isinstance(m, nn.Linear)]
     if fisher == "sampled":
-        deltas = sampled_errors(model, recorder, out, loss, seed=3)
+        deltas = sampled
     else:  # the training loss is a mean over the batch: rows·∂L/∂u is each sample's δ
         deltas = [recorder.outputs[m].grad.numpy() * x.shape[0] for m in linears]
     want = []
