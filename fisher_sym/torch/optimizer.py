@@ -312,11 +312,6 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         if weight.grad is None or bias.grad is None:
             return None
         grad_w, grad_b = weight.grad.detach(), bias.grad.detach()
-        bad = ~(torch.isfinite(grad_w).all(dim=1) & torch.isfinite(grad_b))
-        if bad.any():
-            units = torch.nonzero(bad).flatten().tolist()
-            raise ValueError(f"{s.layer.name}: non-finite gradient at units {units[:10]}"
-                             f"{' …' if len(units) > 10 else ''}; no parameter was changed")
         statistics = self._input_statistics(s)
         factors = self._factors(s, statistics)
         if factors is None:
@@ -332,19 +327,20 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         out = (_kernel_array(nat_w), _kernel_array(nat_b))
         function = (s.layer.kernels.natural_gradient_cuda if weight.is_cuda
                     else s.layer.kernels.natural_gradient)
-        try:
+        try:  # the kernel finds non-finite values (naming the units) and overflows itself
             function(*arguments, damping=unit_damping, out=out, input_mean=statistics[0],
                      input_variance=statistics[1])
         except (ValueError, FloatingPointError) as error:
             raise type(error)(f"{s.layer.name}: {error}; no parameter was changed") from error
-        if factors is not None:
-            scale = torch.as_tensor(1.0 / factors, dtype=weight.dtype, device=weight.device)
-            nat_w.mul_(scale[:, None])
-            nat_b.mul_(scale)
-            if not (torch.isfinite(nat_w).all() and torch.isfinite(nat_b).all()):
-                raise FloatingPointError(f"{s.layer.name}: the update overflows "
-                                         f"{weight.dtype}; no parameter was changed")
-        return nat_w, nat_b
+        if factors is None:
+            return nat_w, nat_b, None
+        # The step applies nat/c_i; it must stay finite in the parameters' dtype.
+        scale = torch.as_tensor(1.0 / factors, dtype=torch.float64, device=weight.device)
+        largest = torch.maximum(torch.linalg.vector_norm(nat_w, math.inf, dim=1), nat_b.abs())
+        if not bool(((largest.to(torch.float64) * scale).max() < torch.finfo(weight.dtype).max)):
+            raise FloatingPointError(f"{s.layer.name}: the update overflows {weight.dtype}; "
+                                     "no parameter was changed")
+        return nat_w, nat_b, scale.to(weight.dtype)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -370,10 +366,15 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
                     if not torch.isfinite(p.grad).all():
                         raise ValueError("non-finite gradient in a parameter outside the unit "
                                          "layers; no parameter was changed")
-                    updates.append(([p], (p.grad,), lr))
-        for params, nats, lr in updates:
-            for p, nat in zip(params, nats):
-                p.add_(nat, alpha=-lr)
+                    updates.append(([p], (p.grad, None, None), lr))
+        for params, (nat_w, nat_b, scale), lr in updates:
+            if scale is None:
+                for p, nat in zip(params, (nat_w, nat_b)):
+                    if nat is not None:
+                        p.add_(nat, alpha=-lr)
+            else:  # p −= lr·nat/c, one pass
+                params[0].addcmul_(nat_w, scale[:, None], value=-lr)
+                params[1].addcmul_(nat_b, scale, value=-lr)
         return loss
 
     # --- state --------------------------------------------------------------------------------
