@@ -16,7 +16,7 @@ BATCH = 128
 def _model(seed=0):
     torch.manual_seed(seed)
     layers = []
-    for fan_in, fan_out in zip(WIDTHS[:-1], WIDTHS[1:]):
+    for fan_in, fan_out in zip(WIDTHS[:-1], WIDTHS[1:], strict=True):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 

@@ -30,7 +30,7 @@ PHI = {"relu": sp.Max(reference.U, 0), "tanh": sp.tanh(reference.U), "linear": r
 def mlp(widths, activation, seed=0):
     torch.manual_seed(seed)
     modules = []
-    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
         modules += [nn.Linear(fan_in, fan_out), activation()]
     return nn.Sequential(*modules[:-1]).double()
 
@@ -70,7 +70,7 @@ def dense_update(linear, activation, mean, variance, factor, damping):
     g = np.concatenate([linear.weight.grad.numpy(), linear.bias.grad.numpy()[:, None]], axis=1)
     M = reference.input_second_moment(mean, variance)
     rows = []
-    for i, (w, bias) in enumerate(zip(W, b)):
+    for i, (w, bias) in enumerate(zip(W, b, strict=True)):
         sigma = math.sqrt(float(np.sum(variance * w * w)))
         blocks = [float(value) for value in reference.fisher_blocks_mp(
             PHI[activation], sigma, float(w @ mean + bias), dps=20)]
@@ -99,7 +99,7 @@ def assert_updates(got, want, tolerance=1e-9):
 def applied_update(model, step, lr):
     before = [p.detach().clone() for p in model.parameters()]
     step()
-    return [(b - p.detach()) / lr for b, p in zip(before, model.parameters())]
+    return [(b - p.detach()) / lr for b, p in zip(before, model.parameters(), strict=True)]
 
 
 def train_step(model, opt, x, y, loss, seed, before=None):
@@ -160,7 +160,7 @@ def test_every_unit_update_is_the_dense_solve_of_its_declared_block(activation, 
     else:  # the training loss is a mean over the batch: rows·∂L/∂u is each sample's δ
         deltas = [recorder.outputs[m].grad.numpy() * x.shape[0] for m in linears]
     want = []
-    for linear, act, delta in zip(linears, [activation, "linear"], deltas):
+    for linear, act, delta in zip(linears, [activation, "linear"], deltas, strict=True):
         mean, variance = declared_statistics(recorder.inputs[linear].numpy(), inputs)
         factor = unit_factor if fisher == "none" else measured_factor(delta)
         want.append(dense_update(linear, act, mean, variance, factor, damping))
@@ -187,7 +187,7 @@ def test_the_papers_residual_algorithm_solves_the_mean_field_block():
     factors = [1.1**2 * chi2, 1.1**2]
     want = [dense_update(block.linear, "relu", np.zeros(4), np.full(4, activity),
                          lambda i, i0, c=factor: c, 0.05)
-            for block, activity, factor in zip(blocks, inputs, factors)]
+            for block, activity, factor in zip(blocks, inputs, factors, strict=True)]
     assert_updates(applied_update(model, opt.step, 1.0), want)
 
 
@@ -307,7 +307,7 @@ def test_state_dict_round_trip_continues_exactly(tmp_path):
     other_model.load_state_dict(saved["model"])
     other_opt.load_state_dict(saved["opt"])
     _steps(other_model, other_opt, 3, seed=2)
-    for p, q in zip(model.parameters(), other_model.parameters()):
+    for p, q in zip(model.parameters(), other_model.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
@@ -320,14 +320,14 @@ def test_bad_input_names_the_layer_and_units_and_changes_nothing():
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(ValueError, match=r"2: grad_W has non-finite values \(units 1\)"):
         opt.step()
-    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
     with pytest.raises(ValueError, match="damping"):
         UnitwiseNaturalGradient(model, damping=-1.0)
     opt.param_groups[0]["damping"] = -1.0
     model[2].weight.grad[1, 0] = 0.0
     with pytest.raises(ValueError, match="0: damping"):
         opt.step()
-    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
     opt.param_groups[0]["damping"] = 1e-2
     model[0].weight = nn.Parameter(torch.zeros(5, 3, dtype=torch.float64))
     model[0].weight.grad = torch.zeros(5, 3, dtype=torch.float64)
@@ -392,7 +392,7 @@ def test_residual_mean_field_matches_a_simulated_wide_chain():
                 hidden.append(torch.tanh(block.linear(x)))
                 x = block(x)
 
-        def output(h, layer):
+        def output(h, layer, blocks=blocks, inputs=inputs):
             y = blocks[layer].alpha * inputs[layer] + h @ blocks[layer].mixing.T
             for block in blocks[layer + 1:]:
                 y = block(y)

@@ -96,10 +96,12 @@ class RunningMoments:
         keep = min(self.momentum, 1.0 - 1.0 / self.batches)
         shift = mean - self.mean
         self.mean = keep * self.mean + (1.0 - keep) * mean
-        self.variance = keep * self.variance + (1.0 - keep) * variance + keep * (1.0 - keep) * shift**2
+        self.variance = (keep * self.variance + (1.0 - keep) * variance
+                         + keep * (1.0 - keep) * shift**2)
 
     def state(self) -> dict:
-        return {"batches": self.batches, "mean": self.mean.clone(), "variance": self.variance.clone()}
+        return {"batches": self.batches, "mean": self.mean.clone(),
+                "variance": self.variance.clone()}
 
     def load(self, state: dict) -> None:
         if state["mean"].shape != self.mean.shape:
@@ -125,6 +127,8 @@ class _LayerState:
         self.outputs: torch.Tensor | None = None
         self.mean_field_activity: float | None = None
         self.mean_field_factor: float | None = None
+        #: (errors.batches, factors): the factors are recomputed only after new errors
+        self.factors: tuple[int, np.ndarray] | None = None
 
 
 class UnitwiseNaturalGradient(torch.optim.Optimizer):
@@ -217,7 +221,8 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
                 owners[id(module.linear)] = module
         blocks = [owners.get(id(s.layer.linear)) for s in self._layers]
         if any(block is None for block in blocks):
-            missing = [s.layer.name for s, block in zip(self._layers, blocks) if block is None]
+            missing = [s.layer.name for s, block in zip(self._layers, blocks, strict=True)
+                       if block is None]
             raise UnsupportedModelError(
                 f"inputs or fisher 'mean_field' needs every layer in a ResidualBlock; not: "
                 f"{', '.join(missing)}"
@@ -226,7 +231,8 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         if len(activations) != 1:
             raise UnsupportedModelError("'mean_field' needs one activation for the whole chain")
         field = residual_mean_field(blocks, activations.pop(), input_activity)
-        for s, activity, factor in zip(self._layers, field.input_activity, field.factor):
+        for s, activity, factor in zip(self._layers, field.input_activity, field.factor,
+                                       strict=True):
             s.mean_field_activity, s.mean_field_factor = float(activity), float(factor)
 
     def estimate_factors(self, outputs: torch.Tensor) -> None:
@@ -257,7 +263,7 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
             sampled = nn.functional.cross_entropy(
                 outputs.reshape(-1, outputs.shape[-1]), targets, reduction="sum")
         errors = torch.autograd.grad(sampled, recorded, retain_graph=True, allow_unused=True)
-        for s, delta in zip(self._layers, errors):
+        for s, delta in zip(self._layers, errors, strict=True):
             if delta is None:
                 raise RuntimeError(f"{s.layer.name} does not reach the outputs given to "
                                    "estimate_factors")
@@ -292,6 +298,9 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
             hint = ("call estimate_factors(outputs) before loss.backward()"
                     if self.fisher == "sampled" else "run loss.backward() before step()")
             raise RuntimeError(f"{s.layer.name}: no back-propagated errors yet; {hint}")
+        if s.factors is not None and s.factors[0] == s.errors.batches:
+            return s.factors[1]  # no new errors since (factor_every > 1): kept, as K-FAC
+            # implementations keep their inverses between updates
         r, b = _standardized_units(s.layer.linear, statistics)
         a00 = s.layer.kernels.fisher_blocks(r, b)[0]
         squares = s.errors.variance.numpy()
@@ -300,7 +309,10 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         largest = factors.max()
         if not np.isfinite(largest):
             raise FloatingPointError(f"{s.layer.name}: the back-propagated factor overflows")
-        return np.maximum(factors, FACTOR_FLOOR * largest) if largest > 0 else np.ones_like(a00)
+        factors = (np.maximum(factors, FACTOR_FLOOR * largest) if largest > 0
+                   else np.ones_like(a00))
+        s.factors = (s.errors.batches, factors)
+        return factors
 
     def _natural_gradient(self, s: _LayerState, damping: float):
         """(nat_W, nat_b) of one layer as tensors, or raise naming the layer and units."""
@@ -337,7 +349,7 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         # The step applies nat/c_i; it must stay finite in the parameters' dtype.
         scale = torch.as_tensor(1.0 / factors, dtype=torch.float64, device=weight.device)
         largest = torch.maximum(torch.linalg.vector_norm(nat_w, math.inf, dim=1), nat_b.abs())
-        if not bool(((largest.to(torch.float64) * scale).max() < torch.finfo(weight.dtype).max)):
+        if not bool((largest.to(torch.float64) * scale).max() < torch.finfo(weight.dtype).max):
             raise FloatingPointError(f"{s.layer.name}: the update overflows {weight.dtype}; "
                                      "no parameter was changed")
         return nat_w, nat_b, scale.to(weight.dtype)
@@ -353,7 +365,7 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         updates = []
-        for s, group in zip(self._layers, self.param_groups):
+        for s, group in zip(self._layers, self.param_groups, strict=False):
             damping = _check_nonnegative(group["damping"], f"{s.layer.name}: damping")
             lr = _check_nonnegative(group["lr"], f"{s.layer.name}: lr")
             nat = self._natural_gradient(s, damping)
@@ -369,9 +381,8 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
                     updates.append(([p], (p.grad, None, None), lr))
         for params, (nat_w, nat_b, scale), lr in updates:
             if scale is None:
-                for p, nat in zip(params, (nat_w, nat_b)):
-                    if nat is not None:
-                        p.add_(nat, alpha=-lr)
+                for p, nat in zip(params, (nat_w, nat_b)[:len(params)], strict=True):
+                    p.add_(nat, alpha=-lr)
             else:  # p −= lr·nat/c, one pass
                 params[0].addcmul_(nat_w, scale[:, None], value=-lr)
                 params[1].addcmul_(nat_b, scale, value=-lr)
@@ -399,9 +410,11 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         if list(unitwise["layers"]) != names:
             raise ValueError(f"the state dict's layers {unitwise['layers']} are not {names}")
         super().load_state_dict(state_dict)
-        for s, inputs, errors in zip(self._layers, unitwise["inputs"], unitwise["errors"]):
+        for s, inputs, errors in zip(self._layers, unitwise["inputs"], unitwise["errors"],
+                                     strict=True):
             s.inputs.load(inputs)
             s.errors.load(errors)
+            s.factors = None
         self._factor_calls = int(unitwise["factor_calls"])
 
     @property

@@ -105,5 +105,5 @@ def mean_field(blocks, activation: str, input_activity: float = 1.0) -> Residual
     )
     depth = len(blocks)
     activity = np.concatenate(([field.input_activity], field.activity[:-1]))
-    factor = np.array([blocks[l].sigma_v ** 2 * field.chi_product(l + 2) for l in range(depth)])
+    factor = np.array([blocks[k].sigma_v ** 2 * field.chi_product(k + 2) for k in range(depth)])
     return ResidualMeanField(activity, factor, field)
