@@ -264,7 +264,8 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, 
     """Per unit i (in parallel runs of units): a status, and
     (nat_W[i], nat_b[i]) = (G_i + damping_i·I)⁻¹ (grad_W[i], grad_b[i])           (step False),
     or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True),
-    with damping_i = unit_damping[i], or ``damping`` when unit_damping is empty. Returns (argument_error, status): ``runtime.layer_argument_error``, checked before anything
+    with damping_i = unit_damping[i], or ``damping`` when unit_damping is empty. Returns
+    (argument_error, status): ``runtime.layer_argument_error``, checked before anything
     is written (nothing is, if it is not 0), and the units' status codes, or None when every
     unit is _ROW_OK.
 
@@ -369,15 +370,16 @@ def inverse_coefficients(r, b, damping=0.0):
 
 def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=None,
                      input_variance=None):
-    """Unit-wise natural gradient of a layer: per unit i, (G_i + damping_i·I)⁻¹ (grad_W[i], grad_b[i]).
+    """Unit-wise natural gradient: per unit i, (G_i + damping_i·I)⁻¹ (grad_W[i], grad_b[i]).
 
-    W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. ``damping``: a real
-    number ≥ 0, the same for every unit (damping_i = damping), or an array of shape (m,), any
-    real dtype, one per unit (used as float64); entries negative, NaN or inf raise ValueError
-    naming the units. Returns (nat_W, nat_b) in
+    W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. Returns (nat_W, nat_b) in
     the input dtype; the row sums, the coefficients and nat_b are computed in float64, each
     entry of nat_W in the input dtype (see docs/numerics.md). One pass over W and grad_W,
     parallel over units.
+
+    ``damping``: a real number ≥ 0, the same for every unit (damping_i = damping), or an
+    array of shape (m,), any real dtype, one per unit (used as a float64 copy); an entry
+    negative, NaN or inf raises ValueError naming the units.
 
     ``out``: optional tuple (nat_W, nat_b) of preallocated C-contiguous, writeable arrays of the
     right shapes and dtype, not overlapping the inputs; they are filled in place and returned

@@ -484,7 +484,7 @@ finish = tanh._cuda_finish_deferred
 
 
 def recording(*args):
-    deferred_rows.append(sorted(int(i) for i in args[8]))  # deferred
+    deferred_rows.append(sorted(int(i) for i in args[9]))  # deferred
     return finish(*args)
 
 
