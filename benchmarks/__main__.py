@@ -442,6 +442,8 @@ def main(argv=None):
                         help="only the per-unit cost over the stress grid, per activation")
     parser.add_argument("--statistics", action="store_true",
                         help="only natural_gradient with input statistics against without")
+    parser.add_argument("--training", action="store_true",
+                        help="only a whole training step against SGD and Adam (needs torch)")
     parser.add_argument("--threads", type=int, default=None,
                         help="numba threads for every parallel kernel (default: all)")
     arguments = parser.parse_args(argv)
@@ -453,6 +455,11 @@ def main(argv=None):
     print(f"Machine: {machine()}\n")
     if arguments.statistics:
         print_statistics_rows(arguments.min_time, arguments.max_repeats)
+        return
+    if arguments.training:
+        from benchmarks import training
+
+        training.print_training_rows(timed, arguments.min_time, arguments.max_repeats)
         return
     print_stress(arguments.min_time, arguments.max_repeats)
     if arguments.stress:

@@ -109,7 +109,8 @@ def render_page() -> str:
         "",
         "## Damping in the standardized coordinates",
         "",
-        "The kernels invert $G + \\lambda T^\\top T$, not $G + \\lambda I$:",
+        "The kernels invert $G + \\lambda T^\\top T$, not $G + \\lambda I$ (per unit: with "
+        "`damping` of shape (m,), unit $i$ takes its own $\\lambda_i$):",
         "",
         "$$",
         r"(G + \lambda T^\top T)^{-1} = \bigl(T^\top (G_{\mathrm{std}} + \lambda I) T\bigr)^{-1}"

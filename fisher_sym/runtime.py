@@ -268,6 +268,63 @@ def check_damping(damping):
     return value
 
 
+#: The ``unit_damping`` of a kernel called with one damping for every unit: empty, so each
+#: unit takes the scalar ``damping`` (a kernel's damping_i is ``unit_damping[i]`` otherwise).
+NO_UNIT_DAMPING = np.empty(0)
+
+
+def _damping_array(damping, what):
+    """``damping`` (not a scalar) as a new C-contiguous float64 array of real, finite,
+    non-negative numbers; ``what`` names its entries in the message ("units", "entries")."""
+    array = np.asarray(damping)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"damping must hold real numbers, got dtype {array.dtype}")
+    array = np.array(array, dtype=np.float64, order="C")  # a copy: the caller may change its own
+    bad = np.flatnonzero(~(np.isfinite(array) & (array >= 0.0)))
+    if bad.size:
+        first = float(array.ravel()[bad[0]])
+        raise ValueError(
+            f"damping must be finite and non-negative ({what} {_list_units(bad)}: "
+            f"{first!r}{', …' if bad.size > 1 else ''})"
+        )
+    return array
+
+
+def check_layer_damping(damping, m):
+    """(damping, unit_damping) for a layer kernel of m units: a real number ≥ 0 as
+    (float, NO_UNIT_DAMPING), one damping for every unit; an array of shape (m,), any real
+    dtype, as (0.0, a C-contiguous float64 copy), damping_i for unit i. Raises TypeError or
+    ValueError (a wrong shape, entries negative, NaN or inf: naming the units)."""
+    if type(damping) is float and 0.0 <= damping < math.inf:  # the common case, at once
+        return damping, NO_UNIT_DAMPING
+    if np.ndim(damping) == 0:
+        return check_damping(damping), NO_UNIT_DAMPING
+    if np.shape(damping) != (m,):
+        raise ValueError(
+            f"damping must be a real number or have shape ({m},), one entry per unit of W "
+            f"(m = {m}), got shape {np.shape(damping)}"
+        )
+    return 0.0, _damping_array(damping, "units")
+
+
+def check_blocks_damping(r, b, damping):
+    """(r, b, damping, unit_damping) for ``inverse_coefficients``: ``check_blocks_arguments``,
+    and damping a real number ≥ 0 (unit_damping NO_UNIT_DAMPING) or an array of real numbers
+    ≥ 0 broadcast with r and b (damping 0.0, unit_damping of their shape, C-contiguous)."""
+    if type(damping) is float or np.ndim(damping) == 0:
+        return (*check_blocks_arguments(r, b), check_damping(damping), NO_UNIT_DAMPING)
+    unit_damping = _damping_array(damping, "entries")
+    r, b = check_blocks_arguments(r, b)
+    try:
+        r, b, unit_damping = np.broadcast_arrays(r, b, unit_damping)
+    except ValueError:
+        raise ValueError(
+            f"damping does not broadcast with r and b: shapes {np.shape(damping)} and "
+            f"{r.shape}"
+        ) from None
+    return r, b, 0.0, np.ascontiguousarray(unit_damping)
+
+
 _FLOAT64 = np.dtype(np.float64)
 
 
@@ -1203,17 +1260,24 @@ def _byte_span(array):
 
 
 @numba.njit(cache=True)
-def layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping):
+def layer_argument_error(W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping, unit_damping):
     """0 if a layer kernel may run on these C-contiguous arrays, else the code of the first
-    failed check (see ARGUMENT_OVERLAP): lr finite, damping finite and ≥ 0; b (m,), grad_W
-    like W (m, n), grad_b like b, nat_W like W and nat_b like b; b and grad_b finite; the
-    written arrays (nat_W, nat_b, or W, b themselves for a step) overlap neither each other
-    nor the arrays read."""
+    failed check (see ARGUMENT_OVERLAP): lr finite, damping finite and ≥ 0, unit_damping
+    empty (NO_UNIT_DAMPING) or (m,) with every entry finite and ≥ 0; b (m,), grad_W like
+    W (m, n), grad_b like b, nat_W like W and nat_b like b; b and grad_b finite; the written
+    arrays (nat_W, nat_b, or W, b themselves for a step) overlap neither each other nor the
+    arrays read."""
     if not math.isfinite(lr):
         return ARGUMENT_LR_NOT_FINITE
     if not (math.isfinite(damping) and damping >= 0.0):
         return ARGUMENT_DAMPING_INVALID
     m, n = W.shape
+    if unit_damping.size != 0:
+        if unit_damping.size != m:
+            return ARGUMENT_DAMPING_INVALID
+        for i in range(m):
+            if not (math.isfinite(unit_damping[i]) and unit_damping[i] >= 0.0):
+                return ARGUMENT_DAMPING_INVALID
     if not (b.shape[0] == m and grad_W.shape[0] == m and grad_W.shape[1] == n
             and grad_b.shape[0] == m):
         return ARGUMENT_SHAPES
@@ -1257,16 +1321,17 @@ def check_layer_values(W, b, grad_W, grad_b, out=None, step=False):
 
 
 def raise_for_layer_errors(argument_error, status, arrays, out=None, step=False, lr=0.0,
-                           damping=0.0, input_statistics=False):
+                           damping=0.0, input_statistics=False, unit_damping=NO_UNIT_DAMPING):
     """Raise for what a layer kernel reports: its ``layer_argument_error`` code (nothing was
     written), then the per-unit ``status`` (see ``raise_for_row_status``; None: all units are
-    fine). ``arrays`` = (W, b, grad_W, grad_b), ``out``, ``lr`` and ``damping`` are the
-    kernel's arguments, for the messages of the thorough checks; ``input_statistics``: the
-    kernel had an input mean or variance (for the overflow's message)."""
+    fine). ``arrays`` = (W, b, grad_W, grad_b), ``out``, ``lr``, ``damping`` and
+    ``unit_damping`` are the kernel's arguments, for the messages of the thorough checks;
+    ``input_statistics``: the kernel had an input mean or variance (for the overflow's
+    message)."""
     if argument_error == ARGUMENT_LR_NOT_FINITE:
         check_learning_rate(lr)
     elif argument_error == ARGUMENT_DAMPING_INVALID:
-        check_damping(damping)
+        check_layer_damping(unit_damping if unit_damping.size else damping, arrays[0].shape[0])
     elif argument_error == ARGUMENT_SHAPES:
         _check_float_arrays(dict(zip(LAYER_ARRAY_NAMES[2:], arrays, strict=True)))
     elif argument_error == ARGUMENT_OUT_SHAPES:

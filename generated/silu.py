@@ -696,10 +696,11 @@ def _fisher_blocks_kernel(r, b):
 
 
 @numba.njit(cache=True)
-def _inverse_coefficients_kernel(r, b, damping):
+def _inverse_coefficients_kernel(r, b, damping, unit_damping):
     out = np.empty((4, r.size))
     for i in range(r.size):
-        out[0, i], out[1, i], out[2, i], out[3, i] = _coefficients(r[i], b[i], damping)
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
+        out[0, i], out[1, i], out[2, i], out[3, i] = _coefficients(r[i], b[i], damping_i)
     return out
 
 
@@ -788,7 +789,8 @@ def _row_update(r, coefficients, wg, gg, b_i, g_b, lr, step, limits):
 
     value_b is nat_b, or b − lr·nat_b for a step, in float64. mode 1: write the row in the
     dtype's arithmetic, unchecked: every entry is certainly finite (the bound
-    |Abar00|·|grad_w| + |along_w|·|w| on each entry, plus |w| for a step, is at most ``limit``,
+    B = |Abar00|·|grad_w| + |along_w|·|w| on each entry, or for a step |w| + max(1, |lr|)·B,
+    which bounds nat_w too, formed in the dtype before lr scales it, is at most ``limit``,
     half the dtype's largest value) and Abar00, along_w (and lr) round to normal numbers of the
     dtype or zero, so rounding them loses no more than half an ulp; mode 2: otherwise, compute
     the row in float64 and write it, rounded once, only if every entry is finite (below
@@ -800,7 +802,7 @@ def _row_update(r, coefficients, wg, gg, b_i, g_b, lr, step, limits):
     bound = abs(Abar00) * math.sqrt(gg) + abs(along_w) * r
     value_b = nat_b
     if step:
-        bound = r + abs(lr) * bound
+        bound = r + max(1.0, abs(lr)) * bound
         value_b = b_i - lr * nat_b
     if not (math.isfinite(nat_b) and abs(value_b) < cast_limit):
         return _ROW_OVERFLOW, 0, 0.0, 0.0, 0.0
@@ -828,12 +830,13 @@ def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streaming_min_bytes,
-                  runs):
+def _layer_kernel(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
+                  streaming_min_bytes, runs):
     """Per unit i (in parallel runs of units): a status, and
-    (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
-    or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True).
-    Returns (argument_error, status): ``runtime.layer_argument_error``, checked before anything
+    (nat_W[i], nat_b[i]) = (G_i + damping_i·I)⁻¹ (grad_W[i], grad_b[i])           (step False),
+    or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True),
+    with damping_i = unit_damping[i], or ``damping`` when unit_damping is empty. Returns
+    (argument_error, status): ``runtime.layer_argument_error``, checked before anything
     is written (nothing is, if it is not 0), and the units' status codes, or None when every
     unit is _ROW_OK.
 
@@ -849,7 +852,7 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
     skip the read of the lines they overwrite, and fenced once per run.
     """
     argument_error = runtime.layer_argument_error(
-        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
+        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping, unit_damping
     )
     if argument_error:
         return argument_error, None
@@ -871,9 +874,10 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
                     w_check = math.nan
                 elif bad == _ROW_GRAD_W_NOT_FINITE:
                     g_check = math.nan
+            damping_i = damping if unit_damping.size == 0 else unit_damping[i]
             code, mode, Abar00, along_w, value_b = _row_head(
                 ww, wg, gg, w_check, g_check, np.float64(b[i]), np.float64(grad_b[i]),
-                damping, lr, step, limits,
+                damping_i, lr, step, limits,
             )
             status[i] = code
             w = W[i]
@@ -922,27 +926,31 @@ def fisher_blocks(r, b):
 def inverse_coefficients(r, b, damping=0.0):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) + Z·e0e0ᵀ.
 
-    Broadcasts like ``fisher_blocks``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
+    Broadcasts like ``fisher_blocks``; ``damping`` (≥ 0) is a real number or an array that
+    broadcasts with ``r`` and ``b``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
     zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse. Where the
     inverse exceeds the double range (damping 0 and a block that is singular in double
     precision, e.g. a bounded φ' at r beyond about 1e154) a coefficient is ±inf, with a
     RuntimeWarning, as NumPy's 1/x; use damping > 0.
     """
-    damping = runtime.check_damping(damping)
-    r, b = runtime.check_blocks_arguments(r, b)
-    out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping)
+    r, b, damping, unit_damping = runtime.check_blocks_damping(r, b, damping)
+    out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping, unit_damping.ravel())
     runtime.warn_if_overflow(out)
     return _shaped(tuple(out), r.shape)
 
 
 def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=None,
                      input_variance=None):
-    """Unit-wise natural gradient of a layer: per unit i, (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i]).
+    """Unit-wise natural gradient: per unit i, (G_i + damping_i·I)⁻¹ (grad_W[i], grad_b[i]).
 
     W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. Returns (nat_W, nat_b) in
     the input dtype; the row sums, the coefficients and nat_b are computed in float64, each
     entry of nat_W in the input dtype (see docs/numerics.md). One pass over W and grad_W,
     parallel over units.
+
+    ``damping``: a real number ≥ 0, the same for every unit (damping_i = damping), or an
+    array of shape (m,), any real dtype, one per unit (used as a float64 copy); an entry
+    negative, NaN or inf raises ValueError naming the units.
 
     ``out``: optional tuple (nat_W, nat_b) of preallocated C-contiguous, writeable arrays of the
     right shapes and dtype, not overlapping the inputs; they are filled in place and returned
@@ -958,16 +966,17 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=Non
     ``input_mean`` (shape (n,); None: 0) and ``input_variance`` (shape (n,) or a scalar, > 0;
     None: 1) describe the layer's input x ~ N(μ, diag(s²)): the block is then
     G_i = E[φ'(u)² x*x*ᵀ] of that input, and the damping acts in the standardized coordinates,
-    (G_i + damping·E[x*x*ᵀ])⁻¹ (docs/input_statistics.md); still one pass, O(n) per unit.
+    (G_i + damping_i·E[x*x*ᵀ])⁻¹ (docs/input_statistics.md); still one pass, O(n) per unit.
     Bad statistics (shape, dtype, NaN or inf, a variance ≤ 0, or one so small that
     1/variance overflows double precision) raise ValueError or TypeError before any work.
     """
     if input_mean is not None or input_variance is not None:
         return _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
                                             input_variance)
+    unit_damping = runtime.NO_UNIT_DAMPING
     if not (type(damping) is float and runtime.is_layer_call(W, b, grad_W, grad_b)):
-        damping = runtime.check_damping(damping)
         W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+        damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     if out is None:
         nat_W = np.empty_like(W)
         nat_b = np.empty_like(b)
@@ -976,12 +985,13 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=Non
     else:
         nat_W, nat_b = runtime.check_out(out, W, b)
     argument_error, status = _layer_kernel(
-        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS,
+        W, b, grad_W, grad_b, damping, unit_damping, 0.0, False, nat_W, nat_b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
-            argument_error, status, (W, b, grad_W, grad_b), out, damping=damping
+            argument_error, status, (W, b, grad_W, grad_b), out, damping=damping,
+            unit_damping=unit_damping,
         )
     return nat_W, nat_b
 
@@ -993,8 +1003,8 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None
     The same computation as ``natural_gradient`` with the update fused into its single pass:
     one read of W and grad_W and one write of W, the memory traffic of a plain SGD step.
     W and b must be C-contiguous, writeable arrays (they are updated in place, and returned);
-    grad_W and grad_b must not overlap them. ``lr`` must be a finite real number. Returns
-    (W, b).
+    grad_W and grad_b must not overlap them. ``lr`` must be a finite real number; ``damping``:
+    a real number or an array of shape (m,), as in ``natural_gradient``. Returns (W, b).
 
     Bad arguments (shapes, dtypes, lr, damping, non-finite b or grad_b) raise ValueError or
     TypeError before anything is written. A unit whose row of W or grad_W holds a NaN or ±inf
@@ -1005,18 +1015,20 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None
     if input_mean is not None or input_variance is not None:
         return _statistics_natural_gradient_step(W, b, grad_W, grad_b, lr, damping, input_mean,
                                                  input_variance)
+    unit_damping = runtime.NO_UNIT_DAMPING
     if not (type(lr) is float and type(damping) is float
             and runtime.is_layer_call(W, b, grad_W, grad_b, step=True)):
         lr = runtime.check_learning_rate(lr)
-        damping = runtime.check_damping(damping)
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+        damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     argument_error, status = _layer_kernel(
-        W, b, grad_W, grad_b, damping, lr, True, W, b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS,
+        W, b, grad_W, grad_b, damping, unit_damping, lr, True, W, b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
-            argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping
+            argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping,
+            unit_damping=unit_damping,
         )
     return W, b
 
@@ -1148,7 +1160,7 @@ def mean_field(tau):
 # --- Inputs with a mean and a variance (input_mean, input_variance) ---------------------------
 #
 # x ~ N(μ, diag(s²)): the unit is the standard unit at r' = |s⊙w|, b' = μ·w + b, carried
-# through the map T (docs/input_statistics.md), and the update is (G + damping·TᵀT)⁻¹ g with
+# through the map T (docs/input_statistics.md), and the update is (G + damping_i·TᵀT)⁻¹ g with
 # TᵀT = E[x*x*ᵀ]. Printed from fisher.input_statistics_update():
 #     nat_w_j = Abar00*g_centered*precision + along_w*w
 #     nat_b   = -sum_mean_w*along_w - sum_scaled_mean_g_centered*Abar00 + nat_b_std
@@ -1369,8 +1381,8 @@ def _sums_are_finite(sums):
 
 
 @numba.njit(cache=True)
-def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first, last,
-                    write, limits, columns, write_columns, columns64, layer, status):
+def _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b, first,
+                    last, write, limits, columns, write_columns, columns64, layer, status):
     """Units first … last − 1 of ``_statistics_layer_kernel``, one after the other: each row
     written in the loop that sums the next (``_statistics_write_and_sum``). A non-finite w_j
     or g_j makes Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is
@@ -1388,8 +1400,9 @@ def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first
             elif bad == _ROW_GRAD_W_NOT_FINITE:
                 g_check = math.nan
         g_b = np.float64(grad_b[i])
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
         code, mode, Abar00, along_w, value_b = _statistics_row_head(
-            sums, w_check, g_check, np.float64(b[i]), g_b, damping, lr, step, limits, layer,
+            sums, w_check, g_check, np.float64(b[i]), g_b, damping_i, lr, step, limits, layer,
         )
         status[i] = code
         w = W[i]
@@ -1425,14 +1438,14 @@ def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first
 
 
 @numba.njit(parallel=True, cache=True)
-def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
-                             streaming_min_bytes, runs, columns, write_columns, columns64,
+def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W,
+                             nat_b, streaming_min_bytes, runs, columns, write_columns, columns64,
                              layer):
     """``_layer_kernel`` for inputs with a mean and a variance: the same runs of consecutive
     units in parallel (``_statistics_run``), with the program's sums and entry and the columns
     of ``_statistics_columns``. Returns (argument_error, status) as ``_layer_kernel``."""
     argument_error = runtime.layer_argument_error(
-        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
+        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping, unit_damping
     )
     if argument_error:
         return argument_error, None
@@ -1442,7 +1455,7 @@ def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat
     status = np.empty(m, dtype=np.uint8)
     runs = min(m, runs)
     for run in numba.prange(runs):
-        _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
+        _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
                         run * m // runs, (run + 1) * m // runs, write, limits, columns,
                         write_columns, columns64, layer, status)
     for i in range(m):
@@ -1465,8 +1478,8 @@ def _statistics_layer_columns(input_mean, input_variance, W):
 def _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
                                  input_variance):
     """``natural_gradient`` with input_mean or input_variance given."""
-    damping = runtime.check_damping(damping)
     W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+    damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     if out is None:
         nat_W = np.empty_like(W)
         nat_b = np.empty_like(b)
@@ -1474,13 +1487,13 @@ def _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
         nat_W, nat_b = runtime.check_out(out, W, b)
     columns = _statistics_layer_columns(input_mean, input_variance, W)
     argument_error, status = _statistics_layer_kernel(
-        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS, *columns,
+        W, b, grad_W, grad_b, damping, unit_damping, 0.0, False, nat_W, nat_b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS, *columns,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
             argument_error, status, (W, b, grad_W, grad_b), out, damping=damping,
-            input_statistics=True,
+            input_statistics=True, unit_damping=unit_damping,
         )
     return nat_W, nat_b
 
@@ -1489,17 +1502,17 @@ def _statistics_natural_gradient_step(W, b, grad_W, grad_b, lr, damping, input_m
                                       input_variance):
     """``natural_gradient_step`` with input_mean or input_variance given."""
     lr = runtime.check_learning_rate(lr)
-    damping = runtime.check_damping(damping)
     W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+    damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     columns = _statistics_layer_columns(input_mean, input_variance, W)
     argument_error, status = _statistics_layer_kernel(
-        W, b, grad_W, grad_b, damping, lr, True, W, b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS, *columns,
+        W, b, grad_W, grad_b, damping, unit_damping, lr, True, W, b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS, *columns,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
             argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping,
-            input_statistics=True,
+            input_statistics=True, unit_damping=unit_damping,
         )
     return W, b
 
@@ -1532,20 +1545,22 @@ def _device_row_head(ww, wg, gg, w_check, g_check, b_i, g_b, damping, lr, step, 
 
 # threads: threads per block (tests lower it to keep the simulator quick); device_coefficients:
 # None until the first launch tries the fused kernel, then whether it compiled for the device;
-# table: ``_cuda_device_table``.
-_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None, "table": None}
+# table: ``_cuda_device_table``; no_unit_damping: ``_cuda_unit_damping``'s empty device array.
+_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None, "table": None,
+         "no_unit_damping": None}
 # numba.cuda once imported. The kernels name it as a module global, where the CUDA simulator
 # substitutes its fake module while a simulated kernel runs.
 _cuda = None
 
 
 @numba.njit(parallel=True, cache=True)
-def _row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, heads, status):
+def _row_heads_kernel(sums, b, grad_b, damping, unit_damping, lr, step, limits, heads, status):
     """Host side of the two-kernel GPU path: heads[i] = (Abar00, along_w, mode, value_b)."""
     for i in numba.prange(sums.shape[0]):
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
         code, mode, Abar00, along_w, value_b = _row_head(
             sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4],
-            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits,
+            np.float64(b[i]), np.float64(grad_b[i]), damping_i, lr, step, limits,
         )
         status[i] = code
         heads[i, 0] = Abar00
@@ -1656,7 +1671,7 @@ def _cuda_build():
                     nat_W[i, j] = nat
 
     @_cuda.jit
-    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status, table,
+    def fused(W, b, G, gb, damping, unit_damping, lr, step, limits, nat_W, nat_b, status, table,
               deferred_sums):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
@@ -1667,9 +1682,10 @@ def _cuda_build():
         k = ty * width + tx
         row_sums(W, G, i, tx, width, sums, k)
         if tx == 0 and i < W.shape[0]:
+            damping_i = damping if unit_damping.shape[0] == 0 else unit_damping[i]
             code, mode, Abar00, along_w, value_b = row_head(
                 sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k],
-                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits, table,
+                np.float64(b[i]), np.float64(gb[i]), damping_i, lr, step, limits, table,
             )
             status[i] = code
             if code == _ROW_DEFERRED:  # kept for the host (mode 0: not written here)
@@ -1731,6 +1747,32 @@ def _cuda_device_table():
     return _CUDA["table"]
 
 
+def _cuda_unit_damping(unit_damping):
+    """A layer kernel's ``unit_damping`` (host, float64) on the GPU: copied if it has an entry
+    per unit, else an empty device array made once (the kernels then take the scalar)."""
+    if unit_damping.size:
+        return _cuda.to_device(unit_damping)
+    if _CUDA["no_unit_damping"] is None:
+        _CUDA["no_unit_damping"] = _cuda.to_device(runtime.NO_UNIT_DAMPING)
+    return _CUDA["no_unit_damping"]
+
+
+def _unit_damping_of(unit_damping, units):
+    """``unit_damping`` of the units ``units`` (indices) only, for the host's heads."""
+    return unit_damping[units] if unit_damping.size else unit_damping
+
+
+def _cuda_damping(damping, m):
+    """``runtime.check_layer_damping`` of a GPU call's damping: a real number, or an array of
+    shape (m,) on the host or on the device (``__cuda_array_interface__``: its m numbers are
+    copied to the host to be checked)."""
+    if _cuda_is_device_array(damping):
+        if not getattr(damping, "__cuda_ndarray__", False):
+            damping = _cuda.as_cuda_array(damping)
+        damping = damping.copy_to_host()
+    return runtime.check_layer_damping(damping, m)
+
+
 def _cuda_launch_shape(m, n, threads):
     width = 32
     while width < threads and width * 8 < n:
@@ -1770,8 +1812,9 @@ def _cuda_arrays(cuda, arrays, names):
     return None, True
 
 
-def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
-    """Launch on device arrays; returns the status of each row (on the host)."""
+def _cuda_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b):
+    """Launch on device arrays (``unit_damping``: on the host, ``runtime.check_layer_damping``);
+    returns the status of each row (on the host)."""
     cuda, fused, sums_only, apply, threads = _cuda_build()
     m, n = W.shape
     dtype = np.dtype(W.dtype)
@@ -1783,8 +1826,9 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     if _CUDA["device_coefficients"] is not False:
         deferred_sums = cuda.device_array((m if _DEVICE_TABLE is not None else 1, 5))
         try:
-            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
-                               status, _cuda_device_table(), deferred_sums)
+            fused[grid, block](W, b, grad_W, grad_b, damping, _cuda_unit_damping(unit_damping),
+                               lr, step, limits, nat_W, nat_b, status, _cuda_device_table(),
+                               deferred_sums)
             _CUDA["device_coefficients"] = True
         except (numba.core.errors.NumbaError, TypeError) as error:
             # A compile error of the device coefficients (numba's built-in numba.cuda raises
@@ -1806,20 +1850,20 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
             if deferred.size == 0:
                 return host_status
             return _cuda_finish_deferred(
-                apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
-                limits, host_status, deferred, deferred_sums,
+                apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping,
+                unit_damping, lr, step, limits, host_status, deferred, deferred_sums,
             )
     # The two-kernel path: every unit's row sums, then all of them finished on the host.
     sums = cuda.device_array((m, 5), dtype=np.float64)
     sums_only[grid, block](W, grad_W, sums)
     return _cuda_finish_deferred(
-        apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step, limits,
-        np.empty(m, dtype=np.uint8), np.arange(m), sums,
+        apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, unit_damping, lr,
+        step, limits, np.empty(m, dtype=np.uint8), np.arange(m), sums,
     )
 
 
-def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host_status,
-                          deferred, deferred_sums):
+def _cuda_finish_deferred(apply, launch, arrays, damping, unit_damping, lr, step, limits,
+                          host_status, deferred, deferred_sums):
     """The units left to the host (``deferred``, not written yet: those the fused kernel
     marked _ROW_DEFERRED, or every unit on the two-kernel path): their heads by the CPU kernel
     from their row sums on the device, then their rows written by ``apply``, which skips every
@@ -1829,7 +1873,8 @@ def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host
     part_heads = np.empty((deferred.size, 4))
     part_status = np.empty(deferred.size, dtype=np.uint8)
     _row_heads_kernel(deferred_sums.copy_to_host()[deferred], b.copy_to_host()[deferred],
-                      grad_b.copy_to_host()[deferred], damping, lr, step, limits, part_heads,
+                      grad_b.copy_to_host()[deferred], damping,
+                      _unit_damping_of(unit_damping, deferred), lr, step, limits, part_heads,
                       part_status)
     heads[deferred] = part_heads
     host_status[deferred] = part_status
@@ -1851,10 +1896,12 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
     and the result is copied back as NumPy arrays (into ``out`` if given). Device arrays must be
     C-contiguous and all of one float dtype; their non-finite values are found by the kernel.
     Raises RuntimeError if there is no GPU and the CUDA simulator is not enabled.
-    ``input_mean`` and ``input_variance`` (NumPy arrays or scalars) are checked on the host,
-    before anything is copied or launched.
+    ``damping``: a real number, or an array of shape (m,) on the host or the device (its m
+    numbers are copied and checked on the host). ``input_mean`` and ``input_variance`` (NumPy
+    arrays or scalars) are checked on the host, before anything is copied or launched.
     """
-    damping = runtime.check_damping(damping)
+    if np.ndim(damping) == 0 and not _cuda_is_device_array(damping):
+        runtime.check_damping(damping)  # before looking for a GPU, as lr
     cuda = _cuda_build()[0]
     names = ("W", "b", "grad_W", "grad_b")
     device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
@@ -1863,6 +1910,7 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
         if out is not None:
             out = runtime.check_out(out, W, b)
         runtime.check_layer_values(W, b, grad_W, grad_b, out)
+        damping, unit_damping = _cuda_damping(damping, W.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
         nat_W = cuda.device_array(W.shape, dtype=W.dtype)
@@ -1870,6 +1918,7 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
     else:
         runtime.check_device_layer_shapes(*device)
         dW, db, dgW, dgb = device
+        damping, unit_damping = _cuda_damping(damping, dW.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, dW)
         if out is None:
             nat_W = cuda.device_array(dW.shape, dtype=dW.dtype)
@@ -1882,10 +1931,10 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
                 raise TypeError("out must hold device arrays when the inputs are device arrays")
             nat_W, nat_b = runtime.check_device_out(converted, dW, db, device, _cuda_span)
     if statistics is None:
-        status = _cuda_run(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b)
+        status = _cuda_run(dW, db, dgW, dgb, damping, unit_damping, 0.0, False, nat_W, nat_b)
     else:
-        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b,
-                                      statistics)
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, unit_damping, 0.0, False,
+                                      nat_W, nat_b, statistics)
     runtime.raise_for_row_status(status, input_statistics=statistics is not None)
     if not from_host:
         return nat_W, nat_b
@@ -1902,17 +1951,20 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0, input_mean
 
     Device arrays (``__cuda_array_interface__``) are updated in place without copies; NumPy
     arrays are copied to the GPU and W, b are updated in place from the result. Same checks,
-    errors and per-unit semantics as ``natural_gradient_step``, ``input_mean`` and
-    ``input_variance`` included. Returns (W, b).
+    errors and per-unit semantics as ``natural_gradient_step``, ``damping`` (a real number or
+    an array of shape (m,), host or device, as in ``natural_gradient_cuda``), ``input_mean``
+    and ``input_variance`` included. Returns (W, b).
     """
     lr = runtime.check_learning_rate(lr)
-    damping = runtime.check_damping(damping)
+    if np.ndim(damping) == 0 and not _cuda_is_device_array(damping):
+        runtime.check_damping(damping)  # before looking for a GPU
     cuda = _cuda_build()[0]
     names = ("W", "b", "grad_W", "grad_b")
     device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
     if from_host:
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
         runtime.check_layer_values(W, b, grad_W, grad_b, (W, b), step=True)
+        damping, unit_damping = _cuda_damping(damping, W.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
     else:
@@ -1920,11 +1972,13 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0, input_mean
         dW, db, dgW, dgb = device
         runtime.check_device_no_overlap(((dW, "W"), (db, "b")), ((dgW, "grad_W"), (dgb, "grad_b")),
                                         _cuda_span)
+        damping, unit_damping = _cuda_damping(damping, dW.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, dW)
     if statistics is None:
-        status = _cuda_run(dW, db, dgW, dgb, damping, lr, True, dW, db)
+        status = _cuda_run(dW, db, dgW, dgb, damping, unit_damping, lr, True, dW, db)
     else:
-        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, lr, True, dW, db, statistics)
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, unit_damping, lr, True, dW, db,
+                                      statistics)
     if from_host:
         dW.copy_to_host(W)
         db.copy_to_host(b)
@@ -1950,16 +2004,17 @@ def _device_statistics_row_head(sums, w_check, g_check, b_i, g_b, damping, lr, s
                                   limits, layer)
 
 @numba.njit(cache=True)
-def _statistics_row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, layer, heads,
-                                 status):
+def _statistics_row_heads_kernel(sums, b, grad_b, damping, unit_damping, lr, step, limits,
+                                 layer, heads, status):
     """``_row_heads_kernel`` with input statistics (``sums`` per row: the program's sums, then
     the two finiteness checks), one unit after the other: it serves the units the fused
     kernel leaves to the host and the two-kernel fallback, and a parallel loop would cost its
     compilation (seconds) for each dtype and activation."""
     for i in range(sums.shape[0]):
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
         code, mode, Abar00, along_w, value_b = _statistics_row_head(
             (sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4]), sums[i, 5], sums[i, 6],
-            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits, layer,
+            np.float64(b[i]), np.float64(grad_b[i]), damping_i, lr, step, limits, layer,
         )
         status[i] = code
         heads[i, 0] = Abar00
@@ -2057,8 +2112,8 @@ def _cuda_build_statistics():
                     nat_W[i, j] = nat
 
     @cuda.jit
-    def fused(W, b, G, G_b, damping, lr, step, limits, nat_W, nat_b, status, table,
-              deferred_sums, columns, write_columns, columns64, layer):
+    def fused(W, b, G, G_b, damping, unit_damping, lr, step, limits, nat_W, nat_b, status,
+              table, deferred_sums, columns, write_columns, columns64, layer):
         sums = _cuda.shared.array((7, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -2069,9 +2124,10 @@ def _cuda_build_statistics():
         row_sums(W, G, G_b, columns, i, tx, width, sums, k)
         if tx == 0 and i < W.shape[0]:
             row = (sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k])
+            damping_i = damping if unit_damping.shape[0] == 0 else unit_damping[i]
             code, mode, Abar00, along_w, value_b = row_head(
                 row, sums[5, k], sums[6, k],
-                np.float64(b[i]), np.float64(G_b[i]), damping, lr, step, limits, layer, table,
+                np.float64(b[i]), np.float64(G_b[i]), damping_i, lr, step, limits, layer, table,
             )
             status[i] = code
             if code == _ROW_DEFERRED:
@@ -2119,7 +2175,8 @@ def _cuda_build_statistics():
     return _CUDA["statistics_kernels"]
 
 
-def _cuda_run_statistics(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, statistics):
+def _cuda_run_statistics(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
+                         statistics):
     """``_cuda_run`` with input statistics: ``statistics`` = (columns, write_columns, columns64,
     layer) of ``_statistics_columns``, on the host."""
     cuda = _cuda_build()[0]
@@ -2133,15 +2190,15 @@ def _cuda_run_statistics(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, 
         cuda.to_device(array) for array in (host_columns, host_write_columns, host_columns64)
     )
     grid, block = _cuda_launch_shape(m, n, _CUDA["threads"])
-    finish = (apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
-              limits, layer, write_columns, columns64)
+    finish = (apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping,
+              unit_damping, lr, step, limits, layer, write_columns, columns64)
     if _CUDA["device_coefficients"] is not False:
         status = cuda.device_array(m, dtype=np.uint8)
         deferred_sums = cuda.device_array((m if _DEVICE_TABLE is not None else 1, 7))
         try:
-            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
-                               status, _cuda_device_table(), deferred_sums, columns,
-                               write_columns, columns64, layer)
+            fused[grid, block](W, b, grad_W, grad_b, damping, _cuda_unit_damping(unit_damping),
+                               lr, step, limits, nat_W, nat_b, status, _cuda_device_table(),
+                               deferred_sums, columns, write_columns, columns64, layer)
             _CUDA["device_coefficients"] = True
         except (numba.core.errors.NumbaError, TypeError) as error:
             import warnings
@@ -2165,8 +2222,9 @@ def _cuda_run_statistics(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, 
     return _cuda_finish_statistics(*finish, np.empty(m, dtype=np.uint8), np.arange(m), sums)
 
 
-def _cuda_finish_statistics(apply, launch, arrays, damping, lr, step, limits, layer,
-                            write_columns, columns64, host_status, deferred, deferred_sums):
+def _cuda_finish_statistics(apply, launch, arrays, damping, unit_damping, lr, step, limits,
+                            layer, write_columns, columns64, host_status, deferred,
+                            deferred_sums):
     """``_cuda_finish_deferred`` with input statistics."""
     W, b, grad_W, grad_b, nat_W, nat_b = arrays
     heads = np.zeros((W.shape[0], 4))
@@ -2174,8 +2232,8 @@ def _cuda_finish_statistics(apply, launch, arrays, damping, lr, step, limits, la
     part_status = np.empty(deferred.size, dtype=np.uint8)
     _statistics_row_heads_kernel(
         deferred_sums.copy_to_host()[deferred], b.copy_to_host()[deferred],
-        grad_b.copy_to_host()[deferred], damping, lr, step, limits, layer, part_heads,
-        part_status,
+        grad_b.copy_to_host()[deferred], damping, _unit_damping_of(unit_damping, deferred), lr,
+        step, limits, layer, part_heads, part_status,
     )
     heads[deferred] = part_heads
     host_status[deferred] = part_status

@@ -36,7 +36,8 @@ for dtype in ("float64", "float32"):
     matrix = numba.types.Array(getattr(numba.types, dtype), 2, "C")
     vector = numba.types.Array(getattr(numba.types, dtype), 1, "C")
     f64 = numba.types.float64
-    signature = (matrix, vector, matrix, vector, f64, f64, numba.types.boolean,
+    unit_damping = numba.types.float64[::1]
+    signature = (matrix, vector, matrix, vector, f64, unit_damping, f64, numba.types.boolean,
                  numba.types.UniTuple(f64, 3), matrix, vector, numba.types.uint8[::1], table,
                  numba.types.float64[:, ::1])
     ptx, _ = cuda.compile_ptx(fused.py_func, signature, cc=(9, 0))

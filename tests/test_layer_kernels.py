@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fisher_sym import runtime
 from generated import relu
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -483,7 +484,7 @@ finish = tanh._cuda_finish_deferred
 
 
 def recording(*args):
-    deferred_rows.append(sorted(int(i) for i in args[8]))  # deferred
+    deferred_rows.append(sorted(int(i) for i in args[9]))  # deferred
     return finish(*args)
 
 
@@ -591,8 +592,8 @@ def test_units_split_into_runs_match_the_dense_solve_whatever_the_thread_count(t
     last_units = [i - 1 for i in edges[1:] + [70] if i - 1 not in (23, 33, 65)]
 
     def step(W, b):
-        status = relu._layer_kernel(W, b, grad_W, grad_b, 0.0, 0.1, True, W, b,
-                                    2**62, threads)[1]
+        status = relu._layer_kernel(W, b, grad_W, grad_b, 0.0, runtime.NO_UNIT_DAMPING, 0.1,
+                                    True, W, b, 2**62, threads)[1]
         return np.flatnonzero(status)
 
     W_step, b_step = W.copy(), b.copy()
@@ -600,7 +601,8 @@ def test_units_split_into_runs_match_the_dense_solve_whatever_the_thread_count(t
     np.testing.assert_array_equal(W_step[[23, 33, 65]], W[[23, 33, 65]])
     np.testing.assert_array_equal(b_step[[23, 33, 65]], b[[23, 33, 65]])
     W_one, b_one = W.copy(), b.copy()
-    relu._layer_kernel(W_one, b_one, grad_W, grad_b, 0.0, 0.1, True, W_one, b_one, 2**62, 1)
+    relu._layer_kernel(W_one, b_one, grad_W, grad_b, 0.0, runtime.NO_UNIT_DAMPING, 0.1, True,
+                       W_one, b_one, 2**62, 1)
     np.testing.assert_array_equal(W_step, W_one)
     np.testing.assert_array_equal(b_step, b_one)
     good = [i for i in sorted(set(first_units + last_units)) if i != 2]  # 2: a dead unit

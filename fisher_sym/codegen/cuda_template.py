@@ -38,20 +38,22 @@ CUDA_API = '''\
 
 # threads: threads per block (tests lower it to keep the simulator quick); device_coefficients:
 # None until the first launch tries the fused kernel, then whether it compiled for the device;
-# table: ``_cuda_device_table``.
-_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None, "table": None}
+# table: ``_cuda_device_table``; no_unit_damping: ``_cuda_unit_damping``'s empty device array.
+_CUDA = {"threads": 256, "device_coefficients": None, "kernels": None, "table": None,
+         "no_unit_damping": None}
 # numba.cuda once imported. The kernels name it as a module global, where the CUDA simulator
 # substitutes its fake module while a simulated kernel runs.
 _cuda = None
 
 
 @numba.njit(parallel=True, cache=True)
-def _row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, heads, status):
+def _row_heads_kernel(sums, b, grad_b, damping, unit_damping, lr, step, limits, heads, status):
     """Host side of the two-kernel GPU path: heads[i] = (Abar00, along_w, mode, value_b)."""
     for i in numba.prange(sums.shape[0]):
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
         code, mode, Abar00, along_w, value_b = _row_head(
             sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3], sums[i, 4],
-            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits,
+            np.float64(b[i]), np.float64(grad_b[i]), damping_i, lr, step, limits,
         )
         status[i] = code
         heads[i, 0] = Abar00
@@ -162,7 +164,7 @@ def _cuda_build():
                     nat_W[i, j] = nat
 
     @_cuda.jit
-    def fused(W, b, G, gb, damping, lr, step, limits, nat_W, nat_b, status, table,
+    def fused(W, b, G, gb, damping, unit_damping, lr, step, limits, nat_W, nat_b, status, table,
               deferred_sums):
         sums = _cuda.shared.array((5, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
@@ -173,9 +175,10 @@ def _cuda_build():
         k = ty * width + tx
         row_sums(W, G, i, tx, width, sums, k)
         if tx == 0 and i < W.shape[0]:
+            damping_i = damping if unit_damping.shape[0] == 0 else unit_damping[i]
             code, mode, Abar00, along_w, value_b = row_head(
                 sums[0, k], sums[1, k], sums[2, k], sums[3, k], sums[4, k],
-                np.float64(b[i]), np.float64(gb[i]), damping, lr, step, limits, table,
+                np.float64(b[i]), np.float64(gb[i]), damping_i, lr, step, limits, table,
             )
             status[i] = code
             if code == _ROW_DEFERRED:  # kept for the host (mode 0: not written here)
@@ -237,6 +240,32 @@ def _cuda_device_table():
     return _CUDA["table"]
 
 
+def _cuda_unit_damping(unit_damping):
+    """A layer kernel's ``unit_damping`` (host, float64) on the GPU: copied if it has an entry
+    per unit, else an empty device array made once (the kernels then take the scalar)."""
+    if unit_damping.size:
+        return _cuda.to_device(unit_damping)
+    if _CUDA["no_unit_damping"] is None:
+        _CUDA["no_unit_damping"] = _cuda.to_device(runtime.NO_UNIT_DAMPING)
+    return _CUDA["no_unit_damping"]
+
+
+def _unit_damping_of(unit_damping, units):
+    """``unit_damping`` of the units ``units`` (indices) only, for the host's heads."""
+    return unit_damping[units] if unit_damping.size else unit_damping
+
+
+def _cuda_damping(damping, m):
+    """``runtime.check_layer_damping`` of a GPU call's damping: a real number, or an array of
+    shape (m,) on the host or on the device (``__cuda_array_interface__``: its m numbers are
+    copied to the host to be checked)."""
+    if _cuda_is_device_array(damping):
+        if not getattr(damping, "__cuda_ndarray__", False):
+            damping = _cuda.as_cuda_array(damping)
+        damping = damping.copy_to_host()
+    return runtime.check_layer_damping(damping, m)
+
+
 def _cuda_launch_shape(m, n, threads):
     width = 32
     while width < threads and width * 8 < n:
@@ -276,8 +305,9 @@ def _cuda_arrays(cuda, arrays, names):
     return None, True
 
 
-def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
-    """Launch on device arrays; returns the status of each row (on the host)."""
+def _cuda_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b):
+    """Launch on device arrays (``unit_damping``: on the host, ``runtime.check_layer_damping``);
+    returns the status of each row (on the host)."""
     cuda, fused, sums_only, apply, threads = _cuda_build()
     m, n = W.shape
     dtype = np.dtype(W.dtype)
@@ -289,8 +319,9 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
     if _CUDA["device_coefficients"] is not False:
         deferred_sums = cuda.device_array((m if _DEVICE_TABLE is not None else 1, 5))
         try:
-            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
-                               status, _cuda_device_table(), deferred_sums)
+            fused[grid, block](W, b, grad_W, grad_b, damping, _cuda_unit_damping(unit_damping),
+                               lr, step, limits, nat_W, nat_b, status, _cuda_device_table(),
+                               deferred_sums)
             _CUDA["device_coefficients"] = True
         except (numba.core.errors.NumbaError, TypeError) as error:
             # A compile error of the device coefficients (numba's built-in numba.cuda raises
@@ -312,20 +343,20 @@ def _cuda_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b):
             if deferred.size == 0:
                 return host_status
             return _cuda_finish_deferred(
-                apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
-                limits, host_status, deferred, deferred_sums,
+                apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping,
+                unit_damping, lr, step, limits, host_status, deferred, deferred_sums,
             )
     # The two-kernel path: every unit's row sums, then all of them finished on the host.
     sums = cuda.device_array((m, 5), dtype=np.float64)
     sums_only[grid, block](W, grad_W, sums)
     return _cuda_finish_deferred(
-        apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step, limits,
-        np.empty(m, dtype=np.uint8), np.arange(m), sums,
+        apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, unit_damping, lr,
+        step, limits, np.empty(m, dtype=np.uint8), np.arange(m), sums,
     )
 
 
-def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host_status,
-                          deferred, deferred_sums):
+def _cuda_finish_deferred(apply, launch, arrays, damping, unit_damping, lr, step, limits,
+                          host_status, deferred, deferred_sums):
     """The units left to the host (``deferred``, not written yet: those the fused kernel
     marked _ROW_DEFERRED, or every unit on the two-kernel path): their heads by the CPU kernel
     from their row sums on the device, then their rows written by ``apply``, which skips every
@@ -335,7 +366,8 @@ def _cuda_finish_deferred(apply, launch, arrays, damping, lr, step, limits, host
     part_heads = np.empty((deferred.size, 4))
     part_status = np.empty(deferred.size, dtype=np.uint8)
     _row_heads_kernel(deferred_sums.copy_to_host()[deferred], b.copy_to_host()[deferred],
-                      grad_b.copy_to_host()[deferred], damping, lr, step, limits, part_heads,
+                      grad_b.copy_to_host()[deferred], damping,
+                      _unit_damping_of(unit_damping, deferred), lr, step, limits, part_heads,
                       part_status)
     heads[deferred] = part_heads
     host_status[deferred] = part_status
@@ -357,10 +389,12 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
     and the result is copied back as NumPy arrays (into ``out`` if given). Device arrays must be
     C-contiguous and all of one float dtype; their non-finite values are found by the kernel.
     Raises RuntimeError if there is no GPU and the CUDA simulator is not enabled.
-    ``input_mean`` and ``input_variance`` (NumPy arrays or scalars) are checked on the host,
-    before anything is copied or launched.
+    ``damping``: a real number, or an array of shape (m,) on the host or the device (its m
+    numbers are copied and checked on the host). ``input_mean`` and ``input_variance`` (NumPy
+    arrays or scalars) are checked on the host, before anything is copied or launched.
     """
-    damping = runtime.check_damping(damping)
+    if np.ndim(damping) == 0 and not _cuda_is_device_array(damping):
+        runtime.check_damping(damping)  # before looking for a GPU, as lr
     cuda = _cuda_build()[0]
     names = ("W", "b", "grad_W", "grad_b")
     device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
@@ -369,6 +403,7 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
         if out is not None:
             out = runtime.check_out(out, W, b)
         runtime.check_layer_values(W, b, grad_W, grad_b, out)
+        damping, unit_damping = _cuda_damping(damping, W.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
         nat_W = cuda.device_array(W.shape, dtype=W.dtype)
@@ -376,6 +411,7 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
     else:
         runtime.check_device_layer_shapes(*device)
         dW, db, dgW, dgb = device
+        damping, unit_damping = _cuda_damping(damping, dW.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, dW)
         if out is None:
             nat_W = cuda.device_array(dW.shape, dtype=dW.dtype)
@@ -388,10 +424,10 @@ def natural_gradient_cuda(W, b, grad_W, grad_b, damping=0.0, out=None, input_mea
                 raise TypeError("out must hold device arrays when the inputs are device arrays")
             nat_W, nat_b = runtime.check_device_out(converted, dW, db, device, _cuda_span)
     if statistics is None:
-        status = _cuda_run(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b)
+        status = _cuda_run(dW, db, dgW, dgb, damping, unit_damping, 0.0, False, nat_W, nat_b)
     else:
-        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, 0.0, False, nat_W, nat_b,
-                                      statistics)
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, unit_damping, 0.0, False,
+                                      nat_W, nat_b, statistics)
     runtime.raise_for_row_status(status, input_statistics=statistics is not None)
     if not from_host:
         return nat_W, nat_b
@@ -408,17 +444,20 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0, input_mean
 
     Device arrays (``__cuda_array_interface__``) are updated in place without copies; NumPy
     arrays are copied to the GPU and W, b are updated in place from the result. Same checks,
-    errors and per-unit semantics as ``natural_gradient_step``, ``input_mean`` and
-    ``input_variance`` included. Returns (W, b).
+    errors and per-unit semantics as ``natural_gradient_step``, ``damping`` (a real number or
+    an array of shape (m,), host or device, as in ``natural_gradient_cuda``), ``input_mean``
+    and ``input_variance`` included. Returns (W, b).
     """
     lr = runtime.check_learning_rate(lr)
-    damping = runtime.check_damping(damping)
+    if np.ndim(damping) == 0 and not _cuda_is_device_array(damping):
+        runtime.check_damping(damping)  # before looking for a GPU
     cuda = _cuda_build()[0]
     names = ("W", "b", "grad_W", "grad_b")
     device, from_host = _cuda_arrays(cuda, (W, b, grad_W, grad_b), names)
     if from_host:
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
         runtime.check_layer_values(W, b, grad_W, grad_b, (W, b), step=True)
+        damping, unit_damping = _cuda_damping(damping, W.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, W)
         dW, db, dgW, dgb = (cuda.to_device(array) for array in (W, b, grad_W, grad_b))
     else:
@@ -426,11 +465,13 @@ def natural_gradient_step_cuda(W, b, grad_W, grad_b, lr, damping=0.0, input_mean
         dW, db, dgW, dgb = device
         runtime.check_device_no_overlap(((dW, "W"), (db, "b")), ((dgW, "grad_W"), (dgb, "grad_b")),
                                         _cuda_span)
+        damping, unit_damping = _cuda_damping(damping, dW.shape[0])
         statistics = _cuda_statistics_of(input_mean, input_variance, dW)
     if statistics is None:
-        status = _cuda_run(dW, db, dgW, dgb, damping, lr, True, dW, db)
+        status = _cuda_run(dW, db, dgW, dgb, damping, unit_damping, lr, True, dW, db)
     else:
-        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, lr, True, dW, db, statistics)
+        status = _cuda_run_statistics(dW, db, dgW, dgb, damping, unit_damping, lr, True, dW, db,
+                                      statistics)
     if from_host:
         dW.copy_to_host(W)
         db.copy_to_host(b)

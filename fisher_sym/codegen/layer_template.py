@@ -25,10 +25,11 @@ def _fisher_blocks_kernel(r, b):
 
 
 @numba.njit(cache=True)
-def _inverse_coefficients_kernel(r, b, damping):
+def _inverse_coefficients_kernel(r, b, damping, unit_damping):
     out = np.empty((4, r.size))
     for i in range(r.size):
-        out[0, i], out[1, i], out[2, i], out[3, i] = _coefficients(r[i], b[i], damping)
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
+        out[0, i], out[1, i], out[2, i], out[3, i] = _coefficients(r[i], b[i], damping_i)
     return out
 
 
@@ -117,7 +118,8 @@ def _row_update(r, coefficients, wg, gg, b_i, g_b, lr, step, limits):
 
     value_b is nat_b, or b − lr·nat_b for a step, in float64. mode 1: write the row in the
     dtype's arithmetic, unchecked: every entry is certainly finite (the bound
-    |Abar00|·|grad_w| + |along_w|·|w| on each entry, plus |w| for a step, is at most ``limit``,
+    B = |Abar00|·|grad_w| + |along_w|·|w| on each entry, or for a step |w| + max(1, |lr|)·B,
+    which bounds nat_w too, formed in the dtype before lr scales it, is at most ``limit``,
     half the dtype's largest value) and Abar00, along_w (and lr) round to normal numbers of the
     dtype or zero, so rounding them loses no more than half an ulp; mode 2: otherwise, compute
     the row in float64 and write it, rounded once, only if every entry is finite (below
@@ -129,7 +131,7 @@ def _row_update(r, coefficients, wg, gg, b_i, g_b, lr, step, limits):
     bound = abs(Abar00) * math.sqrt(gg) + abs(along_w) * r
     value_b = nat_b
     if step:
-        bound = r + abs(lr) * bound
+        bound = r + max(1.0, abs(lr)) * bound
         value_b = b_i - lr * nat_b
     if not (math.isfinite(nat_b) and abs(value_b) < cast_limit):
         return _ROW_OVERFLOW, 0, 0.0, 0.0, 0.0
@@ -157,12 +159,13 @@ def _write_checked_row(w, g, lr, step, Abar00, along_w, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streaming_min_bytes,
-                  runs):
+def _layer_kernel(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
+                  streaming_min_bytes, runs):
     """Per unit i (in parallel runs of units): a status, and
-    (nat_W[i], nat_b[i]) = (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i])             (step False),
-    or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True).
-    Returns (argument_error, status): ``runtime.layer_argument_error``, checked before anything
+    (nat_W[i], nat_b[i]) = (G_i + damping_i·I)⁻¹ (grad_W[i], grad_b[i])           (step False),
+    or in place W[i] -= lr·nat_W[i], b[i] -= lr·nat_b[i] (nat_W, nat_b are W, b) (step True),
+    with damping_i = unit_damping[i], or ``damping`` when unit_damping is empty. Returns
+    (argument_error, status): ``runtime.layer_argument_error``, checked before anything
     is written (nothing is, if it is not 0), and the units' status codes, or None when every
     unit is _ROW_OK.
 
@@ -178,7 +181,7 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
     skip the read of the lines they overwrite, and fenced once per run.
     """
     argument_error = runtime.layer_argument_error(
-        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
+        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping, unit_damping
     )
     if argument_error:
         return argument_error, None
@@ -200,9 +203,10 @@ def _layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, streami
                     w_check = math.nan
                 elif bad == _ROW_GRAD_W_NOT_FINITE:
                     g_check = math.nan
+            damping_i = damping if unit_damping.size == 0 else unit_damping[i]
             code, mode, Abar00, along_w, value_b = _row_head(
                 ww, wg, gg, w_check, g_check, np.float64(b[i]), np.float64(grad_b[i]),
-                damping, lr, step, limits,
+                damping_i, lr, step, limits,
             )
             status[i] = code
             w = W[i]
@@ -251,27 +255,31 @@ def fisher_blocks(r, b):
 def inverse_coefficients(r, b, damping=0.0):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ = Abar00·I + X·ŵŵᵀ + Y·(e0ŵᵀ + ŵe0ᵀ) + Z·e0e0ᵀ.
 
-    Broadcasts like ``fisher_blocks``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
+    Broadcasts like ``fisher_blocks``; ``damping`` (≥ 0) is a real number or an array that
+    broadcasts with ``r`` and ``b``. At r = 0: (1/(A00 + damping), 0, 0, 0). A block that is
     zero in double precision with damping 0 gives (0, 0, 0, 0), the pseudo-inverse. Where the
     inverse exceeds the double range (damping 0 and a block that is singular in double
     precision, e.g. a bounded φ' at r beyond about 1e154) a coefficient is ±inf, with a
     RuntimeWarning, as NumPy's 1/x; use damping > 0.
     """
-    damping = runtime.check_damping(damping)
-    r, b = runtime.check_blocks_arguments(r, b)
-    out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping)
+    r, b, damping, unit_damping = runtime.check_blocks_damping(r, b, damping)
+    out = _inverse_coefficients_kernel(r.ravel(), b.ravel(), damping, unit_damping.ravel())
     runtime.warn_if_overflow(out)
     return _shaped(tuple(out), r.shape)
 
 
 def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=None,
                      input_variance=None):
-    """Unit-wise natural gradient of a layer: per unit i, (G_i + damping·I)⁻¹ (grad_W[i], grad_b[i]).
+    """Unit-wise natural gradient: per unit i, (G_i + damping_i·I)⁻¹ (grad_W[i], grad_b[i]).
 
     W, grad_W: (m, n); b, grad_b: (m,); all float32 or all float64. Returns (nat_W, nat_b) in
     the input dtype; the row sums, the coefficients and nat_b are computed in float64, each
     entry of nat_W in the input dtype (see docs/numerics.md). One pass over W and grad_W,
     parallel over units.
+
+    ``damping``: a real number ≥ 0, the same for every unit (damping_i = damping), or an
+    array of shape (m,), any real dtype, one per unit (used as a float64 copy); an entry
+    negative, NaN or inf raises ValueError naming the units.
 
     ``out``: optional tuple (nat_W, nat_b) of preallocated C-contiguous, writeable arrays of the
     right shapes and dtype, not overlapping the inputs; they are filled in place and returned
@@ -287,16 +295,17 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=Non
     ``input_mean`` (shape (n,); None: 0) and ``input_variance`` (shape (n,) or a scalar, > 0;
     None: 1) describe the layer's input x ~ N(μ, diag(s²)): the block is then
     G_i = E[φ'(u)² x*x*ᵀ] of that input, and the damping acts in the standardized coordinates,
-    (G_i + damping·E[x*x*ᵀ])⁻¹ (docs/input_statistics.md); still one pass, O(n) per unit.
+    (G_i + damping_i·E[x*x*ᵀ])⁻¹ (docs/input_statistics.md); still one pass, O(n) per unit.
     Bad statistics (shape, dtype, NaN or inf, a variance ≤ 0, or one so small that
     1/variance overflows double precision) raise ValueError or TypeError before any work.
     """
     if input_mean is not None or input_variance is not None:
         return _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
                                             input_variance)
+    unit_damping = runtime.NO_UNIT_DAMPING
     if not (type(damping) is float and runtime.is_layer_call(W, b, grad_W, grad_b)):
-        damping = runtime.check_damping(damping)
         W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+        damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     if out is None:
         nat_W = np.empty_like(W)
         nat_b = np.empty_like(b)
@@ -305,12 +314,13 @@ def natural_gradient(W, b, grad_W, grad_b, damping=0.0, out=None, input_mean=Non
     else:
         nat_W, nat_b = runtime.check_out(out, W, b)
     argument_error, status = _layer_kernel(
-        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS,
+        W, b, grad_W, grad_b, damping, unit_damping, 0.0, False, nat_W, nat_b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
-            argument_error, status, (W, b, grad_W, grad_b), out, damping=damping
+            argument_error, status, (W, b, grad_W, grad_b), out, damping=damping,
+            unit_damping=unit_damping,
         )
     return nat_W, nat_b
 
@@ -322,8 +332,8 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None
     The same computation as ``natural_gradient`` with the update fused into its single pass:
     one read of W and grad_W and one write of W, the memory traffic of a plain SGD step.
     W and b must be C-contiguous, writeable arrays (they are updated in place, and returned);
-    grad_W and grad_b must not overlap them. ``lr`` must be a finite real number. Returns
-    (W, b).
+    grad_W and grad_b must not overlap them. ``lr`` must be a finite real number; ``damping``:
+    a real number or an array of shape (m,), as in ``natural_gradient``. Returns (W, b).
 
     Bad arguments (shapes, dtypes, lr, damping, non-finite b or grad_b) raise ValueError or
     TypeError before anything is written. A unit whose row of W or grad_W holds a NaN or ±inf
@@ -334,18 +344,20 @@ def natural_gradient_step(W, b, grad_W, grad_b, lr, damping=0.0, input_mean=None
     if input_mean is not None or input_variance is not None:
         return _statistics_natural_gradient_step(W, b, grad_W, grad_b, lr, damping, input_mean,
                                                  input_variance)
+    unit_damping = runtime.NO_UNIT_DAMPING
     if not (type(lr) is float and type(damping) is float
             and runtime.is_layer_call(W, b, grad_W, grad_b, step=True)):
         lr = runtime.check_learning_rate(lr)
-        damping = runtime.check_damping(damping)
         W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+        damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     argument_error, status = _layer_kernel(
-        W, b, grad_W, grad_b, damping, lr, True, W, b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS,
+        W, b, grad_W, grad_b, damping, unit_damping, lr, True, W, b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
-            argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping
+            argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping,
+            unit_damping=unit_damping,
         )
     return W, b
 

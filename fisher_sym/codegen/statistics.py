@@ -202,7 +202,7 @@ STATISTICS_TEMPLATE = Template('''\
 # --- Inputs with a mean and a variance (input_mean, input_variance) ---------------------------
 #
 # x ~ N(μ, diag(s²)): the unit is the standard unit at r' = |s⊙w|, b' = μ·w + b, carried
-# through the map T (docs/input_statistics.md), and the update is (G + damping·TᵀT)⁻¹ g with
+# through the map T (docs/input_statistics.md), and the update is (G + damping_i·TᵀT)⁻¹ g with
 # TᵀT = E[x*x*ᵀ]. Printed from fisher.input_statistics_update():
 #     nat_w_j = $entry
 #     nat_b   = $bias_formula
@@ -357,8 +357,8 @@ def _sums_are_finite(sums):
 
 
 @numba.njit(cache=True)
-def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first, last,
-                    write, limits, columns, write_columns, columns64, layer, status):
+def _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b, first,
+                    last, write, limits, columns, write_columns, columns64, layer, status):
     """Units first … last − 1 of ``_statistics_layer_kernel``, one after the other: each row
     written in the loop that sums the next (``_statistics_write_and_sum``). A non-finite w_j
     or g_j makes Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is
@@ -376,8 +376,9 @@ def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first
             elif bad == _ROW_GRAD_W_NOT_FINITE:
                 g_check = math.nan
         g_b = np.float64(grad_b[i])
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
         code, mode, Abar00, along_w, value_b = _statistics_row_head(
-            sums, w_check, g_check, np.float64(b[i]), g_b, damping, lr, step, limits, layer,
+            sums, w_check, g_check, np.float64(b[i]), g_b, damping_i, lr, step, limits, layer,
         )
         status[i] = code
         w = W[i]
@@ -413,14 +414,14 @@ def _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, first
 
 
 @numba.njit(parallel=True, cache=True)
-def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
-                             streaming_min_bytes, runs, columns, write_columns, columns64,
+def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W,
+                             nat_b, streaming_min_bytes, runs, columns, write_columns, columns64,
                              layer):
     """``_layer_kernel`` for inputs with a mean and a variance: the same runs of consecutive
     units in parallel (``_statistics_run``), with the program's sums and entry and the columns
     of ``_statistics_columns``. Returns (argument_error, status) as ``_layer_kernel``."""
     argument_error = runtime.layer_argument_error(
-        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping
+        W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping, unit_damping
     )
     if argument_error:
         return argument_error, None
@@ -430,7 +431,7 @@ def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat
     status = np.empty(m, dtype=np.uint8)
     runs = min(m, runs)
     for run in numba.prange(runs):
-        _statistics_run(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b,
+        _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
                         run * m // runs, (run + 1) * m // runs, write, limits, columns,
                         write_columns, columns64, layer, status)
     for i in range(m):
@@ -453,8 +454,8 @@ def _statistics_layer_columns(input_mean, input_variance, W):
 def _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
                                  input_variance):
     """``natural_gradient`` with input_mean or input_variance given."""
-    damping = runtime.check_damping(damping)
     W, b, grad_W, grad_b = runtime.check_layer_shapes(W, b, grad_W, grad_b)
+    damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     if out is None:
         nat_W = np.empty_like(W)
         nat_b = np.empty_like(b)
@@ -462,13 +463,13 @@ def _statistics_natural_gradient(W, b, grad_W, grad_b, damping, out, input_mean,
         nat_W, nat_b = runtime.check_out(out, W, b)
     columns = _statistics_layer_columns(input_mean, input_variance, W)
     argument_error, status = _statistics_layer_kernel(
-        W, b, grad_W, grad_b, damping, 0.0, False, nat_W, nat_b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS, *columns,
+        W, b, grad_W, grad_b, damping, unit_damping, 0.0, False, nat_W, nat_b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS, *columns,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
             argument_error, status, (W, b, grad_W, grad_b), out, damping=damping,
-            input_statistics=True,
+            input_statistics=True, unit_damping=unit_damping,
         )
     return nat_W, nat_b
 
@@ -477,17 +478,17 @@ def _statistics_natural_gradient_step(W, b, grad_W, grad_b, lr, damping, input_m
                                       input_variance):
     """``natural_gradient_step`` with input_mean or input_variance given."""
     lr = runtime.check_learning_rate(lr)
-    damping = runtime.check_damping(damping)
     W, b, grad_W, grad_b = runtime.check_step_arguments(W, b, grad_W, grad_b)
+    damping, unit_damping = runtime.check_layer_damping(damping, W.shape[0])
     columns = _statistics_layer_columns(input_mean, input_variance, W)
     argument_error, status = _statistics_layer_kernel(
-        W, b, grad_W, grad_b, damping, lr, True, W, b, row_passes.STREAMING_MIN_BYTES,
-        numba.config.NUMBA_NUM_THREADS, *columns,
+        W, b, grad_W, grad_b, damping, unit_damping, lr, True, W, b,
+        row_passes.STREAMING_MIN_BYTES, numba.config.NUMBA_NUM_THREADS, *columns,
     )
     if argument_error or status is not None:
         runtime.raise_for_layer_errors(
             argument_error, status, (W, b, grad_W, grad_b), step=True, lr=lr, damping=damping,
-            input_statistics=True,
+            input_statistics=True, unit_damping=unit_damping,
         )
     return W, b
 ''')
@@ -554,16 +555,17 @@ def _device_statistics_row_head(sums, w_check, g_check, b_i, g_b, damping, lr, s
 
 STATISTICS_CUDA_TEMPLATE = Template('''\
 @numba.njit(cache=True)
-def _statistics_row_heads_kernel(sums, b, grad_b, damping, lr, step, limits, layer, heads,
-                                 status):
+def _statistics_row_heads_kernel(sums, b, grad_b, damping, unit_damping, lr, step, limits,
+                                 layer, heads, status):
     """``_row_heads_kernel`` with input statistics (``sums`` per row: the program's sums, then
     the two finiteness checks), one unit after the other: it serves the units the fused
     kernel leaves to the host and the two-kernel fallback, and a parallel loop would cost its
     compilation (seconds) for each dtype and activation."""
     for i in range(sums.shape[0]):
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
         code, mode, Abar00, along_w, value_b = _statistics_row_head(
             $row_sums, sums[i, $w_check], sums[i, $g_check],
-            np.float64(b[i]), np.float64(grad_b[i]), damping, lr, step, limits, layer,
+            np.float64(b[i]), np.float64(grad_b[i]), damping_i, lr, step, limits, layer,
         )
         status[i] = code
         heads[i, 0] = Abar00
@@ -661,8 +663,8 @@ def _cuda_build_statistics():
                     nat_W[i, j] = nat
 
     @cuda.jit
-    def fused(W, b, G, G_b, damping, lr, step, limits, nat_W, nat_b, status, table,
-              deferred_sums, columns, write_columns, columns64, layer):
+    def fused(W, b, G, G_b, damping, unit_damping, lr, step, limits, nat_W, nat_b, status,
+              table, deferred_sums, columns, write_columns, columns64, layer):
         sums = _cuda.shared.array(($checks, threads), float64)
         head = _cuda.shared.array((4, threads), float64)
         tx = _cuda.threadIdx.x
@@ -673,9 +675,10 @@ def _cuda_build_statistics():
         row_sums(W, G, G_b, columns, i, tx, width, sums, k)
         if tx == 0 and i < W.shape[0]:
             row = $shared_sums
+            damping_i = damping if unit_damping.shape[0] == 0 else unit_damping[i]
             code, mode, Abar00, along_w, value_b = row_head(
                 row, sums[$w_check, k], sums[$g_check, k],
-                np.float64(b[i]), np.float64(G_b[i]), damping, lr, step, limits, layer, table,
+                np.float64(b[i]), np.float64(G_b[i]), damping_i, lr, step, limits, layer, table,
             )
             status[i] = code
             if code == _ROW_DEFERRED:
@@ -723,7 +726,8 @@ def _cuda_build_statistics():
     return _CUDA["statistics_kernels"]
 
 
-def _cuda_run_statistics(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, statistics):
+def _cuda_run_statistics(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
+                         statistics):
     """``_cuda_run`` with input statistics: ``statistics`` = (columns, write_columns, columns64,
     layer) of ``_statistics_columns``, on the host."""
     cuda = _cuda_build()[0]
@@ -737,15 +741,15 @@ def _cuda_run_statistics(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, 
         cuda.to_device(array) for array in (host_columns, host_write_columns, host_columns64)
     )
     grid, block = _cuda_launch_shape(m, n, _CUDA["threads"])
-    finish = (apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping, lr, step,
-              limits, layer, write_columns, columns64)
+    finish = (apply, (grid, block), (W, b, grad_W, grad_b, nat_W, nat_b), damping,
+              unit_damping, lr, step, limits, layer, write_columns, columns64)
     if _CUDA["device_coefficients"] is not False:
         status = cuda.device_array(m, dtype=np.uint8)
         deferred_sums = cuda.device_array((m if _DEVICE_TABLE is not None else 1, $checks))
         try:
-            fused[grid, block](W, b, grad_W, grad_b, damping, lr, step, limits, nat_W, nat_b,
-                               status, _cuda_device_table(), deferred_sums, columns,
-                               write_columns, columns64, layer)
+            fused[grid, block](W, b, grad_W, grad_b, damping, _cuda_unit_damping(unit_damping),
+                               lr, step, limits, nat_W, nat_b, status, _cuda_device_table(),
+                               deferred_sums, columns, write_columns, columns64, layer)
             _CUDA["device_coefficients"] = True
         except (numba.core.errors.NumbaError, TypeError) as error:
             import warnings
@@ -769,8 +773,9 @@ def _cuda_run_statistics(W, b, grad_W, grad_b, damping, lr, step, nat_W, nat_b, 
     return _cuda_finish_statistics(*finish, np.empty(m, dtype=np.uint8), np.arange(m), sums)
 
 
-def _cuda_finish_statistics(apply, launch, arrays, damping, lr, step, limits, layer,
-                            write_columns, columns64, host_status, deferred, deferred_sums):
+def _cuda_finish_statistics(apply, launch, arrays, damping, unit_damping, lr, step, limits,
+                            layer, write_columns, columns64, host_status, deferred,
+                            deferred_sums):
     """``_cuda_finish_deferred`` with input statistics."""
     W, b, grad_W, grad_b, nat_W, nat_b = arrays
     heads = np.zeros((W.shape[0], 4))
@@ -778,8 +783,8 @@ def _cuda_finish_statistics(apply, launch, arrays, damping, lr, step, limits, la
     part_status = np.empty(deferred.size, dtype=np.uint8)
     _statistics_row_heads_kernel(
         deferred_sums.copy_to_host()[deferred], b.copy_to_host()[deferred],
-        grad_b.copy_to_host()[deferred], damping, lr, step, limits, layer, part_heads,
-        part_status,
+        grad_b.copy_to_host()[deferred], damping, _unit_damping_of(unit_damping, deferred), lr,
+        step, limits, layer, part_heads, part_status,
     )
     heads[deferred] = part_heads
     host_status[deferred] = part_status
