@@ -211,6 +211,17 @@ def test_fisher_sym_methods_step_through_the_harness(name):
     assert math.isfinite(value)
 
 
+def test_the_grid_extends_past_the_edge_where_the_best_point_lies():
+    trials = [{"lr": lr, "damping": d} for lr in (0.01, 0.1, 1.0) for d in (1e-3, 3e-2, 1.0)]
+    assert harness.beyond_edges(trials, {"lr": 0.1, "damping": 3e-2}) == []
+    assert harness.beyond_edges(trials, {"lr": 0.01, "damping": 1.0}) == [
+        (0.001, 1.0),
+        (0.01, 30.0),
+    ]
+    sgd = [{"lr": lr, "damping": None} for lr in (0.1, 0.3, 1.0)]
+    assert harness.beyond_edges(sgd, {"lr": 1.0, "damping": None}) == [(3.0, None)]
+
+
 def test_residual_block_is_fisher_sym_s():
     fisher_sym_torch = pytest.importorskip("fisher_sym.torch")
     ours = FixedResidualBlock(4, "tanh", 0.7, 1.0)
@@ -226,7 +237,8 @@ def test_tiny_study_writes_results_and_page(tmp_path):
     methods = ("sgd", "unit_block", "kfac", "exact")
     config = harness.Config(
         quick=True, tasks=("teacher_plain", "digits"), methods=methods, seeds=(0, 1),
-        epochs=1, max_steps_per_epoch=2, grid_points=2, results=str(tmp_path / "results.json"),
+        epochs=1, max_steps_per_epoch=2, grid_points=2, extensions=1,
+        results=str(tmp_path / "results.json"),
     )  # fmt: skip
     results = harness.study(config, progress=lambda line: None)
     stored = json.loads((tmp_path / "results.json").read_text())

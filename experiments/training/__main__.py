@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             tasks=tuple(args.tasks or defaults.tasks),
             methods=tuple(args.methods or defaults.methods),
             seeds=(0, 1) if args.quick else defaults.seeds,
+            extensions=0 if args.quick else defaults.extensions,
             results=str(results_path),
             command=command,
         )

@@ -39,6 +39,8 @@ class Config:
     epochs: int | None = None  # None: the task's own
     max_steps_per_epoch: int | None = None  # the test's tiny configuration
     grid_points: int | None = None  # the first points of each grid only (the test's)
+    #: Times the grid is extended one step past an edge where the best point lies.
+    extensions: int = 2
     results: str = "docs/figures/training/results.json"
     command: str = "python -m experiments.training"
     extra: dict = field(default_factory=dict)
@@ -121,11 +123,30 @@ def run(task: Task, data: Data, method: Method, lr, damping, seed: int, config: 
 
 
 def score(record: dict) -> float:
-    """The tuning criterion: the final validation loss (∞ for a diverged run)."""
-    final = record["val_loss"][-1]
-    if record["diverged"] or final is None:
+    """The tuning criterion: the least validation loss over the epochs, as with early stopping
+    (∞ for a diverged run). The final one would favour learning rates too small to overfit
+    on the tasks that overfit (digits, the wide task)."""
+    values = [value for value in record["val_loss"][1:] if value is not None]
+    if record["diverged"] or not values:
         return math.inf
-    return final
+    return min(values)
+
+
+def beyond_edges(trials: list[dict], best: dict) -> list[tuple[float, float | None]]:
+    """Grid points one step past the edge where the best point lies (the learning rate with the
+    best damping, the damping with the best learning rate), not yet tried."""
+    tried = {(t["lr"], t["damping"]) for t in trials}
+    points = []
+    for key in ("lr", "damping"):
+        values = sorted({t[key] for t in trials if t[key] is not None})
+        if len(values) < 2:
+            continue
+        ratio = values[1] / values[0]
+        for edge, step in ((values[0], 1 / ratio), (values[-1], ratio)):
+            if best[key] == edge:
+                point = dict(best, **{key: float(f"{edge * step:.3g}")})
+                points.append((point["lr"], point["damping"]))
+    return [point for point in points if point not in tried]
 
 
 def warm_up(task: Task, data: Data, method: Method) -> None:
@@ -196,11 +217,17 @@ def study(config: Config, progress=print, merge: bool = False) -> dict:
                 continue
             warm_up(task, data, method)
             trials = []
-            for lr, damping in method.grid(config.quick)[: config.grid_points]:
-                record = run(task, data, method, lr, damping, config.tuning_seed, config)
-                trials.append({"lr": lr, "damping": damping, "score": score(record),
-                               "median_step_ms": record["median_step_ms"]})  # fmt: skip
-            best = min(trials, key=lambda trial: trial["score"])
+            points = method.grid(config.quick)[: config.grid_points]
+            for extension in range(config.extensions + 1):
+                for lr, damping in points:
+                    record = run(task, data, method, lr, damping, config.tuning_seed, config)
+                    trials.append({"lr": lr, "damping": damping, "score": score(record),
+                                   "median_step_ms": record["median_step_ms"],
+                                   "extension": extension})  # fmt: skip
+                best = min(trials, key=lambda trial: trial["score"])
+                points = beyond_edges(trials, best)
+                if not points or not math.isfinite(best["score"]):
+                    break
             entry["tuning"][method_name] = trials
             entry["chosen"][method_name] = {"lr": best["lr"], "damping": best["damping"]}
             entry["runs"][method_name] = [
