@@ -261,7 +261,10 @@ def render(results: dict, page: Path, figures: Path, prose: dict[str, str]) -> s
             f"![{task['title']}]({Path(os.path.relpath(path, page.parent)).as_posix()})",
             "",
         ]
-    lines += [prose["discussion"], ""]
+    if config["quick"]:
+        lines += ["See [the full run](training.md) for what the results say.", ""]
+    else:
+        lines += [prose["discussion"], ""]
     text = "\n".join(lines)
     page.write_text(text, encoding="utf-8")
     return text
