@@ -67,8 +67,8 @@ statistics, one kernel call per layer), and on networks of 16 to 96 units that o
 the O(n) update, is most of the cost. In the time panels Adam and momentum reach a given
 training loss about as early as or earlier than fisher_sym; K-FAC, whose step costs about the
 same as fisher_sym's here, reaches the lowest training loss of all methods on the plain and
-the wide tasks, and in less CPU time than fisher_sym. The exact natural gradient is the slowest per second, as it
-must be (a dense solve in the number of parameters). The unit blocks estimated from the
+the wide tasks, and in less CPU time than fisher_sym. The exact natural gradient is the slowest
+per second, as it must be (a dense solve in the number of parameters). The unit blocks estimated from the
 mini-batch cost O(m n³) per layer and are nearly ten times slower per step than fisher_sym on
 the wide task, for a result that is no better: that is the trade the paper's closed form is
 for, and it holds.
@@ -86,8 +86,9 @@ The quasi-diagonal method is the weakest natural-gradient method on the student�
 The last column counts the grid points that diverged: every method but Adam diverged somewhere
 on its grid, and the natural-gradient methods built on estimates (fisher_sym included) on a
 good part of it. On the student–teacher tasks fisher_sym's tuned damping is mostly at or near
-the smallest of the extended grid (marked edge where it is the smallest): its blocks are in closed form and of full rank (A00 > 0), so, unlike the blocks
-estimated from a mini-batch, they need no damping to be invertible.
+the smallest of the extended grid (marked edge where it is the smallest): its blocks are in
+closed form and of full rank (A00 > 0), so, unlike the blocks estimated from a mini-batch,
+they need no damping to be invertible.
 
 **Caveats.** The networks are small so that the exact natural gradient fits, and the
 block-diagonal structure is a statement about wide networks; one tuning seed per grid point;
