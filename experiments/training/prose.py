@@ -67,8 +67,8 @@ statistics, one kernel call per layer), and on networks of 16 to 96 units that o
 the O(n) update, is most of the cost. In the time panels Adam and momentum reach a given
 training loss about as early as or earlier than fisher_sym; K-FAC, whose step costs about the
 same as fisher_sym's here, reaches the lowest training loss of all methods on the plain and
-the wide tasks, and in less CPU time than fisher_sym. The exact natural gradient is the slowest
-per second, as it must be (a dense solve in the number of parameters). The unit blocks estimated from the
+the wide tasks, and in less CPU time than fisher_sym. The exact natural gradient is the
+slowest per second, as it must be (a dense solve in the number of parameters). The unit blocks estimated from the
 mini-batch cost O(m n³) per layer and are nearly ten times slower per step than fisher_sym on
 the wide task, for a result that is no better: that is the trade the paper's closed form is
 for, and it holds.
