@@ -40,13 +40,13 @@ PROSE = {
     "discussion": """## Reading the results
 
 What follows is our reading of the full run's tables and figures above (the quick run is too
-short to say much). The runs are deterministic given the seeds (a rerun reproduced every
-tuning choice), but another machine moves the times and, within the spreads, the order of
-close methods.
+short to say much). The runs are deterministic given the seeds (a rerun reproduced every tuning
+choice), but another machine moves the times and, within the spreads, the order of close
+methods.
 
-**Per epoch, on the student–teacher tasks, the natural-gradient methods train faster.** On
-the two small student–teacher tasks the exact natural gradient reaches the lowest validation
-loss, and fisher_sym's optimizer in the `scale` and `moments` modes, K-FAC and the unit blocks
+**Per epoch, on the student–teacher tasks, the natural-gradient methods train faster.** On the
+two small student–teacher tasks the exact natural gradient reaches the lowest validation loss,
+and fisher_sym's optimizer in the `scale` and `moments` modes, K-FAC and the unit blocks
 estimated from the mini-batch all reach a lower least validation loss than SGD, momentum and
 Adam. On the plain network these gaps are about one standard deviation over the seeds; on the
 residual network of Sec. 6, the setting the paper's algorithm is written for, they are larger,
@@ -66,12 +66,12 @@ costs several times a step of SGD or Adam (the sampled-target backward, the hook
 statistics, one kernel call per layer), and on networks of 16 to 96 units that overhead, not
 the O(n) update, is most of the cost. In the time panels Adam and momentum reach a given
 training loss about as early as or earlier than fisher_sym; K-FAC, whose step costs about the
-same as fisher_sym's here, reaches the lowest training loss of all methods on the plain and
-the wide tasks, and in less CPU time than fisher_sym. The exact natural gradient is the
-slowest per second, as it must be (a dense solve in the number of parameters). The unit blocks estimated from the
-mini-batch cost O(m n³) per layer and are nearly ten times slower per step than fisher_sym on
-the wide task, for a result that is no better: that is the trade the paper's closed form is
-for, and it holds.
+same as fisher_sym's here, reaches the lowest training loss of all methods on the plain and the
+wide tasks, and in less CPU time than fisher_sym. The exact natural gradient is the slowest per
+second, as it must be (a dense solve in the number of parameters). The unit blocks estimated
+from the mini-batch cost O(m n³) per layer and are nearly ten times slower per step than
+fisher_sym on the wide task, for a result that is no better: that is the trade the paper's
+closed form is for, and it holds.
 
 **Where it loses.** K-FAC matches or beats fisher_sym on the plain and the wide tasks at about
 the same cost per step. On digits (ReLU, real data, standardized pixels that are far from
@@ -87,8 +87,8 @@ The last column counts the grid points that diverged: every method but Adam dive
 on its grid, and the natural-gradient methods built on estimates (fisher_sym included) on a
 good part of it. On the student–teacher tasks fisher_sym's tuned damping is mostly at or near
 the smallest of the extended grid (marked edge where it is the smallest): its blocks are in
-closed form and of full rank (A00 > 0), so, unlike the blocks estimated from a mini-batch,
-they need no damping to be invertible.
+closed form and of full rank (A00 > 0), so, unlike the blocks estimated from a mini-batch, they
+need no damping to be invertible.
 
 **Caveats.** The networks are small so that the exact natural gradient fits, and the
 block-diagonal structure is a statement about wide networks; one tuning seed per grid point;
@@ -99,8 +99,8 @@ layers the balance between overhead and arithmetic is different.
 ## What we would try next
 
 - The comparison per second on layers wide enough for the O(n) update to matter (the
-  784-1024-1024-10 network of `python -m benchmarks --training`), on a GPU, where the
-  sampled backward and the hooks are no longer the whole step.
+  784-1024-1024-10 network of `python -m benchmarks --training`), on a GPU, where the sampled
+  backward and the hooks are no longer the whole step.
 - `factor_every > 1` for fisher_sym (and K-FAC's inverses refreshed every few steps), which
   takes the extra backward out of most steps.
 - Momentum and a learning-rate schedule on top of each natural-gradient direction; a smaller
@@ -108,9 +108,9 @@ layers the balance between overhead and arithmetic is different.
 - The distance between each method's update and the exact natural gradient along the same
   trajectory, to separate the error of the block-diagonal approximation from the noise of the
   mini-batch estimates.
-- More than one tuning seed, longer runs, and a larger real data set (MNIST-sized), which
-  this offline machine cannot fetch.
+- More than one tuning seed, longer runs, and a larger real data set (MNIST-sized), which this
+  offline machine cannot fetch.
 - fisher_sym's `mean_field` mode (the paper's algorithm with no statistics at all) on a chain
-  of `ResidualBlock`s only: our residual network has a trained linear read-out, which that
-  mode does not cover.""",
+  of `ResidualBlock`s only: our residual network has a trained linear read-out, which that mode
+  does not cover.""",
 }
