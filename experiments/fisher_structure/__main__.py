@@ -34,12 +34,17 @@ def main(argv=None) -> int:
     path = args.results / f"fisher_structure_{config.name}.json"
     if not args.render_only:
         started = time.perf_counter()
-        results = study.run(config, log=lambda line: print(line, flush=True))
-        results["command"] = "python -m experiments.fisher_structure" + (
+        name = "python -m experiments.fisher_structure" + (
             " --quick" if args.quick else " --tiny" if args.tiny else "")
-        results["threads"] = os.environ.get("OMP_NUM_THREADS", "default")
-        results["wall_seconds"] = time.perf_counter() - started
-        path.write_text(json.dumps(results, indent=1, allow_nan=True))
+
+        def save(results):
+            results["command"] = name
+            results["threads"] = os.environ.get("OMP_NUM_THREADS", "default")
+            results["wall_seconds"] = time.perf_counter() - started
+            path.write_text(json.dumps(results, indent=1, allow_nan=True))
+
+        results = study.run(config, log=lambda line: print(line, flush=True), checkpoint=save)
+        save(results)
         print(f"wrote {path} ({results['wall_seconds']:.0f} s)")
     written = page.render(args.results, args.docs, prefer=config.name)
     print(f"wrote {written}")

@@ -131,6 +131,9 @@ def measure_structure(
     for f, (m, unit) in enumerate(full):
         g = (halves[0].full[f] + halves[1].full[f]) / count
         noise = (halves[0].full[f] - halves[1].full[f]) / count
+        if not np.any(g):  # a dead unit: its block is 0 for every input
+            result["unit_blocks"].append({"layer": m, "dead": True})
+            continue
         factor = analytic.mean_field_factor(field, m, out, widths[m], sigma_v)
         w, b = net.weights[m - 1][unit], float(net.biases[m - 1][unit])
         paper = factor * analytic.unit_block(module, w, b)
@@ -167,16 +170,31 @@ def _block_errors(g, noise, model) -> dict:
 
 
 def _block_statistics(g, noise, layer_of, widths, q) -> dict:
-    """Off-diagonal blocks between sampled units, relative to the mean diagonal entry of G
-    over the sampled coordinates; the Frobenius share extrapolated from the sampled entries
-    to the whole of G by their true counts (weight-weight, weight-bias, bias-bias)."""
+    """Off-diagonal blocks between sampled units. Each entry between units i and k is divided
+    by √(d_i d_k), d_i the mean diagonal entry of unit i's block over the sampled coordinates
+    (G in per-unit normalised coordinates: with n_L = 1 the output unit's block is O(1) and
+    the hidden units' O(1/n), so raw sizes compare layers, not structure). The Frobenius
+    share is extrapolated from the sampled entries to the whole of G by their true counts
+    (weight-weight, weight-bias, bias-bias), raw and normalised."""
     units = len(layer_of)
-    same_unit = np.eye(units, dtype=bool)
+    unit_scale = np.array([np.mean([g[i, a, i, a] for a in range(q)]) for i in range(units)])
+    # a unit whose δ vanishes for every input (a dead ReLU unit, or a whole ReLU network
+    # behind a dead output unit when n_L = 1) has a zero block: it is left out and counted
+    alive = unit_scale > 0
+    same_unit = np.eye(units, dtype=bool) & alive[:, None]
     same_layer = layer_of[:, None] == layer_of[None, :]
-    kinds = {"within": same_layer & ~same_unit, "between": ~same_layer, "diagonal": same_unit}
-    diag_entries = np.array([g[i, a, i, a] for i in range(units) for a in range(q)])
-    scale = float(diag_entries.mean())
-    result = {"diagonal_mean": scale}
+    both = alive[:, None] & alive[None, :]
+    kinds = {"within": same_layer & ~np.eye(units, dtype=bool) & both,
+             "between": ~same_layer & both, "diagonal": same_unit}
+    result = {"diagonal_mean": float(unit_scale.mean()), "dead_units": int((~alive).sum())}
+    if not all(mask.any() for mask in kinds.values()):
+        nan = float("nan")
+        for kind in ("within", "between"):
+            result[kind] = dict.fromkeys(("max", "noise_max", "rms", "raw_rms", "noise_rms"), nan)
+        for key in ("frobenius_share", "frobenius_share_within", "frobenius_share_raw",
+                    "frobenius_share_within_raw"):
+            result[key] = nan
+        return result
     bias = np.zeros(q, dtype=bool)
     bias[-1] = True
     entry_kinds = {
@@ -184,32 +202,41 @@ def _block_statistics(g, noise, layer_of, widths, q) -> dict:
         "wb": bias[:, None] ^ bias[None, :],
         "bb": bias[:, None] & bias[None, :],
     }
-    squared_totals = {}
+    squared = {"raw": {}, "normalised": {}}
     for kind, mask in kinds.items():
         pairs = np.argwhere(mask)
-        values = np.stack([g[i, :, k, :] for i, k in pairs])
-        noises = np.stack([noise[i, :, k, :] for i, k in pairs])
+        if pairs.size == 0:
+            squared["raw"][kind] = squared["normalised"][kind] = 0.0
+            continue
+        norm = np.sqrt(unit_scale[pairs[:, 0]] * unit_scale[pairs[:, 1]])[:, None, None]
+        raw_values = np.stack([g[i, :, k, :] for i, k in pairs])
+        raw_noises = np.stack([noise[i, :, k, :] for i, k in pairs])
+        values, noises = raw_values / norm, raw_noises / norm
         if kind != "diagonal":
             result[kind] = {
-                "max": float(np.abs(values).max() / scale),
-                "noise_max": float(np.abs(noises).max() / scale),
-                "rms": _debiased(np.mean(values**2), np.mean(noises**2)) / scale,
-                "raw_rms": float(np.sqrt(np.mean(values**2)) / scale),
-                "noise_rms": float(np.sqrt(np.mean(noises**2)) / scale),
+                "max": float(np.abs(values).max()),
+                "noise_max": float(np.abs(noises).max()),
+                "rms": _debiased(np.mean(values**2), np.mean(noises**2)),
+                "raw_rms": float(np.sqrt(np.mean(values**2))),
+                "noise_rms": float(np.sqrt(np.mean(noises**2))),
             }
-        total = 0.0
-        for ek, emask in entry_kinds.items():
-            mean_sq = max(np.mean(values[:, emask] ** 2) - np.mean(noises[:, emask] ** 2), 0.0)
-            total += mean_sq * _true_count(kind, ek, layer_of, widths, pairs)
-        squared_totals[kind] = total
-    off = squared_totals["within"] + squared_totals["between"]
-    result["frobenius_share"] = float(np.sqrt(off / (off + squared_totals["diagonal"])))
-    result["frobenius_share_within"] = float(np.sqrt(
-        squared_totals["within"] / (squared_totals["within"] + squared_totals["diagonal"])))
+        for label, (vals, nois) in (("raw", (raw_values, raw_noises)),
+                                    ("normalised", (values, noises))):
+            total = 0.0
+            for ek, emask in entry_kinds.items():
+                mean_sq = max(np.mean(vals[:, emask] ** 2) - np.mean(nois[:, emask] ** 2), 0.0)
+                total += mean_sq * _true_count(kind, ek, layer_of, widths)
+            squared[label][kind] = total
+    for label, sq in squared.items():
+        suffix = "" if label == "normalised" else "_raw"
+        off = sq["within"] + sq["between"]
+        result["frobenius_share" + suffix] = float(np.sqrt(off / (off + sq["diagonal"])))
+        result["frobenius_share_within" + suffix] = float(np.sqrt(
+            sq["within"] / (sq["within"] + sq["diagonal"])))
     return result
 
 
-def _true_count(kind, entry_kind, layer_of, widths, pairs) -> float:
+def _true_count(kind, entry_kind, layer_of, widths) -> float:
     """How many entries of this kind the whole G has (the sampled ones stand for them)."""
     depth = len(widths) - 1
 
@@ -232,6 +259,8 @@ def _true_count(kind, entry_kind, layer_of, widths, pairs) -> float:
 def _domino_statistics(domino: dict) -> list:
     rows = []
     for m, (s, s2, n, off2, n_off) in domino.items():
+        if n == 0:
+            continue
         mean = s / n
         rows.append({
             "layer": m,
@@ -302,6 +331,10 @@ def natural_gradients(net, module, field, g, noise, gradient, damping, statistic
     """Cosines with the exact damped natural gradient (G + λI)⁻¹ g, λ = damping·tr G / P."""
     size = g.shape[0]
     lam = damping * np.trace(g) / size
+    if lam == 0:  # every unit dead (a ReLU network behind a dead output unit): G = 0
+        return {"damping": damping, **dict.fromkeys(
+            ("block_diagonal", "analytic_statistics", "analytic_standard", "gradient", "halves"),
+            float("nan"))}
     exact = np.linalg.solve(g + lam * np.eye(size), gradient)
     half_a = np.linalg.solve(g + noise + lam * np.eye(size), gradient)
     half_b = np.linalg.solve(g - noise + lam * np.eye(size), gradient)

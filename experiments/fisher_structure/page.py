@@ -170,12 +170,15 @@ def _page(runs, name, data, groups, prefix) -> str:
         "$n^{-1/2}$ (the per-input product $\\delta_i \\cdot \\delta_k$ is itself a sum of "
         "n terms of random sign), so their ratio, about $N^{-1/2}$, does not change with n; "
         "the floor is measured, not assumed.")
-    add("- **Normalisation.** Off-diagonal entries are divided by the mean diagonal entry of "
-        "G over the sampled coordinates (for n_L = 1 every entry of G is O(1/n), so only "
-        "relative sizes mean anything). The **Frobenius share** "
-        "$\\|G - G^*\\|_F / \\|G\\|_F$ ($G^*$ the unit-block-diagonal part) is extrapolated "
-        "from the sampled entries by the true number of weight–weight, weight–bias and "
-        "bias–bias entries of each kind.")
+    add("- **Normalisation.** An entry between units i and k is divided by "
+        "$\\sqrt{d_i d_k}$, $d_i$ the mean diagonal entry of unit i's block over the sampled "
+        "coordinates: G in coordinates where every unit's block has a unit mean diagonal. "
+        "Without it sizes compare layers rather than structure (with n_L = 1 the output "
+        "unit's block is O(1), the hidden units' O(1/n)). The **Frobenius share** "
+        "$\\|G - G^*\\|_F / \\|G\\|_F$ ($G^*$ the unit-block-diagonal part), in the same "
+        "coordinates, is extrapolated from the sampled entries by the true number of "
+        "weight–weight, weight–bias and bias–bias entries of each kind (the raw share is in "
+        "the JSON).")
     add("- **Fits.** Exponents are least squares of log value on log n over all networks and "
         f"widths; the 95% interval is a bootstrap ({report.FIT_BOOTSTRAP} draws) that redraws "
         "the networks at each width with replacement.")
@@ -197,12 +200,15 @@ def _page(runs, name, data, groups, prefix) -> str:
         _, _, _, noise = report.series(recs, "within rms noise")
         _, _, _, sig = report.series(recs, "within rms")
         cells.append(f"{_fmt(sig[-1])} / {_fmt(noise[-1])}")
+        dead = sum(r["blocks"].get("dead_units", 0) for r in recs)
+        cells.append(f"{dead}")
         rows.append(cells)
     add("Exponents p of $\\text{value} \\propto n^p$ (the paper: −1/2) with 95% intervals; "
         "the Frobenius share at the smallest and largest width; and, at the largest width, "
-        "the within-layer RMS against its noise floor.\n")
+        "the within-layer RMS against its noise floor; *dead units*: sampled units whose "
+        "block is 0 for every input (left out), over all networks of the row.\n")
     add(_table(["network", "within: max", "within: RMS", "between: max", "between: RMS",
-                "Frobenius share", "RMS / noise (largest n)"], rows))
+                "Frobenius share", "RMS / noise (largest n)", "dead units"], rows))
     add("")
     add(f"![within max]({FIGURES / (prefix + 'within_max.png')})\n")
     add(f"![off-diagonal RMS]({FIGURES / (prefix + 'offdiag_rms.png')})\n")

@@ -63,7 +63,8 @@ METRICS = {
 
 def _unit_metric(kind, model, norm):
     def read(r):
-        rows = [u for u in r["unit_blocks"] if (u["layer"] == 1) == (kind == "first")]
+        rows = [u for u in r["unit_blocks"]
+                if (u["layer"] == 1) == (kind == "first") and not u.get("dead")]
         if model == "noise":
             return _mean([u["noise_max" if norm == "max" else "noise_frobenius"] for u in rows])
         return _mean([u[model][norm] for u in rows])

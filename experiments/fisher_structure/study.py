@@ -66,31 +66,44 @@ def quick_config() -> Config:
         sampling=measure.Sampling(samples=1024, batch=256, units=6, full_units=2,
                                   coordinates=24),
         ng_families=(
-            Family("plain", ("relu", "tanh"), ("edge",), 3, ("n", "1"), (8, 16, 24)),
-            Family("residual", ("relu", "tanh"), ("edge",), 3, ("n",), (8, 16, 24)),
+            Family("plain", ("relu", "tanh"), ("edge",), 3, ("n", "1"), (8, 16)),
+            Family("residual", ("relu", "tanh"), ("edge",), 3, ("n",), (8, 16)),
         ),
         ng_seeds=2,
+        ng_rows_per_parameter=16,
+        dampings=(1e-2, 1e-1),
     )
 
 
 def full_config() -> Config:
+    """Sized for about 30 minutes on 2 shared cores: the edge of chaos for every activation,
+    the other phases, n = 1024 and L = 5 for relu and tanh only (docs/fisher_structure.md)."""
+    two = ("relu", "tanh")
+    other_phases = ("ordered", "chaotic")
     return Config(
         name="full",
         families=(
-            Family("plain", ACTIVATIONS, tuple(PHASES), 3, ("n", "1"), WIDTHS[:-1]),
-            Family("plain", ACTIVATIONS, ("edge",), 3, ("n", "1"), WIDTHS[-1:]),
-            Family("residual", ACTIVATIONS, tuple(PHASES), 3, ("n",), WIDTHS[:-1]),
-            Family("plain", ("relu", "tanh"), ("edge",), 5, ("n", "1"), WIDTHS[:-1]),
-            Family("residual", ("relu", "tanh"), ("edge",), 5, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[:-1]),
+            Family("residual", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[:-2]),
+            Family("plain", ACTIVATIONS, ("edge",), 3, ("1",), WIDTHS[:-2]),
+            Family("plain", two, ("edge",), 3, ("n",), WIDTHS[-1:]),
+            Family("residual", two, ("edge",), 3, ("n",), WIDTHS[-2:-1]),
+            Family("plain", two, other_phases, 3, ("n",), WIDTHS[:-2]),
+            Family("residual", two, other_phases, 3, ("n",), WIDTHS[:-3]),
+            Family("plain", two, ("edge",), 5, ("n",), WIDTHS[:-2]),
+            Family("residual", two, ("edge",), 5, ("n",), WIDTHS[:-3]),
         ),
         seeds=3,
         sampling=measure.Sampling(samples=2048, batch=256, units=8, full_units=2,
                                   coordinates=32),
         ng_families=(
-            Family("plain", ACTIVATIONS, ("edge",), 3, ("n", "1"), (8, 16, 24, 32)),
-            Family("residual", ACTIVATIONS, ("edge",), 3, ("n",), (8, 16, 24, 32)),
+            Family("plain", ACTIVATIONS, ("edge",), 3, ("n",), (8, 16, 24)),
+            Family("plain", two, ("edge",), 3, ("1",), (8, 16, 24)),
+            Family("residual", two, ("edge",), 3, ("n",), (8, 16, 24)),
         ),
         ng_seeds=2,
+        ng_rows_per_parameter=16,
+        dampings=(1e-2, 1e-1),
     )
 
 
@@ -138,7 +151,7 @@ def _build(config: Config, family: Family, activation, phase, output, width, see
                                             config.alpha, family.depth)
     spec = {"architecture": family.architecture, "activation": activation, "phase": phase,
             "depth": family.depth, "output": output, "width": width, "seed": seed,
-            "sigma_w": sigma_w, "chi_star": chi_star}
+            "sigma_w": sigma_w, "chi_star": chi_star, "chi": [float(c) for c in field_.chi]}
     return module, net, field_, rng, spec
 
 
@@ -147,11 +160,17 @@ def _batches(rng, count, batch, width):
         yield rng.normal(size=(batch, width))
 
 
-def run(config: Config, log=print) -> dict:
+def run(config: Config, log=print, checkpoint=None) -> dict:
     """Run every family and seed; returns {"config", "structure", "natural_gradient",
-    "seconds"}."""
+    "seconds", "complete"}. ``checkpoint`` gets the partial results after each family."""
     start = time.perf_counter()
     structure, natural = [], []
+
+    def partial(complete=False):
+        return {"config": asdict(config), "structure": structure,
+                "natural_gradient": natural, "seconds": time.perf_counter() - start,
+                "complete": complete}
+
     sampling = config.sampling
     for family in config.families:
         for activation in family.activations:
@@ -171,6 +190,8 @@ def run(config: Config, log=print) -> dict:
                         log(f"{family.architecture} L={family.depth} {activation} {phase} "
                             f"n_L={output} n={width}: {spec['seconds']:.1f} s per network "
                             f"({time.perf_counter() - start:.0f} s)")
+        if checkpoint is not None:
+            checkpoint(partial())
     for family in config.ng_families:
         for activation in family.activations:
             for phase in family.phases:
@@ -185,8 +206,9 @@ def run(config: Config, log=print) -> dict:
                             natural[-1]["seconds"] = time.perf_counter() - t0
                         log(f"natural gradient {family.architecture} {activation} {phase} "
                             f"n_L={output} n={width} ({time.perf_counter() - start:.0f} s)")
-    return {"config": asdict(config), "structure": structure, "natural_gradient": natural,
-            "seconds": time.perf_counter() - start}
+        if checkpoint is not None:
+            checkpoint(partial())
+    return partial(complete=True)
 
 
 def _natural(config, module, net, field_, rng) -> dict:
