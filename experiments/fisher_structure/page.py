@@ -64,12 +64,12 @@ def render(results_dir: Path, docs_dir: Path, prefer: str = "full") -> Path:
         groups, [("within max", "-o"), ("within max noise", ":")],
         figures / f"{prefix}within_max.png",
         "Off-diagonal blocks within a layer: max |G| / mean diagonal (dotted: noise floor)",
-        "relative max-norm", edge)
+        "relative max-norm", edge, reference=-0.5)
     report.figure_metric_panels(
         groups, [("within rms", "-o"), ("between rms", "--s"), ("within rms noise", ":")],
         figures / f"{prefix}offdiag_rms.png",
         "RMS of off-diagonal entries / mean diagonal (within: solid, between layers: dashed, "
-        "dotted: noise)", "relative RMS", edge)
+        "dotted: noise)", "relative RMS", edge, reference=-0.5)
     report.figure_metric_panels(
         groups, [("frobenius share", "-o")], figures / f"{prefix}frobenius_share.png",
         "Frobenius share of the off-diagonal blocks ‖G − G*‖_F / ‖G‖_F", "share", edge)
@@ -77,7 +77,7 @@ def render(results_dir: Path, docs_dir: Path, prefer: str = "full") -> Path:
         groups, [("domino off", "-o"), ("domino diagonal", "--s")],
         figures / f"{prefix}domino.png",
         "Domino lemma: RMS of Σ B B / (χ factor) − δ (off-diagonal solid, diagonal dashed)",
-        "relative error", edge)
+        "relative error", edge, reference=-0.5)
     report.figure_metric_panels(
         groups, [("unit hidden standard max", "-o"), ("unit hidden statistics max", "--s"),
                  ("unit hidden noise max", ":")],
@@ -123,6 +123,10 @@ def _page(runs, name, data, groups, prefix) -> str:
         "JSON files without running anything. The figures and tables below are from the "
         f"`{name}` run.\n")
 
+    if not data.get("complete", True):
+        add("!!! warning \"Partial run\"\n    The run was stopped before its last families; "
+            "the tables hold what it finished.\n")
+    add(_summary(data, groups))
     add("## Set-up\n")
     add(f"- Networks as in the paper: $W_{{ij}} \\sim N(0, \\sigma_w^2/n)$, "
         f"$b_i \\sim N(0, \\sigma_b^2)$ with $\\sigma_b = {config['sigma_b']}$, inputs "
@@ -243,6 +247,7 @@ def _page(runs, name, data, groups, prefix) -> str:
                 "diagonal − 1, mean"], rows))
     add("")
     add(f"![domino]({FIGURES / (prefix + 'domino.png')})\n")
+    add(_chi_index_table(groups))
 
     # --- 3. unit blocks
     add("## 3. Unit blocks against the analytic ones\n")
@@ -409,4 +414,113 @@ def _findings_natural(ng) -> str:
                      f"{_range(ana)}, with the plain gradient {_range(grad)} (mean "
                      f"{_fmt(float(np.mean(block)))}, {_fmt(float(np.mean(ana)))}, "
                      f"{_fmt(float(np.mean(grad)))}).")
+    return "\n".join(lines) + "\n"
+
+
+def _chi_index_table(groups) -> str:
+    """Eq. 43 prints χ^L_m where the lemma gives χ^L_{m+1}: the mean normalised diagonal of
+    Σ B B with each, at the largest width (1 is right)."""
+    rows = []
+    for key, recs in groups.items():
+        largest = max(r["width"] for r in recs)
+        top = [r for r in recs if r["width"] == largest and "chi" in r]
+        if not top:
+            continue
+        ours, printed = [], []
+        for r in top:
+            for d in r["domino"]:
+                ours.append(1 + d["diagonal_bias"])
+                printed.append((1 + d["diagonal_bias"]) / r["chi"][d["layer"] - 1])
+        chis = [r["chi"][d["layer"] - 1] for r in top for d in r["domino"]]
+        rows.append([report.label(key), largest, _range(chis), _fmt(float(np.mean(ours))),
+                     _fmt(float(np.mean(printed)))])
+    if not rows:
+        return ""
+    text = ("**Which product of χ (eq. 43).** The lemma leaves the factors of layers "
+            "m + 1, …, L; the printed eq. 43 has $\\chi^L_m$, one factor $\\chi^m$ more "
+            "([errata](errata.md)). Mean over inputs, units, layers m < L and networks at the "
+            "largest width of the diagonal of Σ B B divided by each (1 is right); away from "
+            "the edge of chaos, where $\\chi^m \\ne 1$, only $\\chi^L_{m+1}$ gives 1 "
+            "(for n_L = n).\n\n")
+    return text + _table(["network", "n", "χ^m (layers m < L)", "÷ χ^L_{m+1}",
+                          "÷ χ^L_m (printed)"], rows) + "\n"
+
+
+def _fit(recs, metric):
+    w, v, _, _ = report.series(recs, metric)
+    return report.fit_exponent(w, v)
+
+
+def _summary(data, groups) -> str:
+    """The main findings, every number computed here from the results."""
+    lines = ["## Main findings\n"]
+
+    def fits(arch, output, metric):
+        out = []
+        for key, recs in groups.items():
+            if key[0] == arch and key[4] == output and len({r["width"] for r in recs}) > 2:
+                out.append((key, _fit(recs, metric)))
+        return out
+
+    def last(arch, output, metric):
+        vals = []
+        for key, recs in groups.items():
+            if key[0] == arch and key[4] == output:
+                _, _, _, means = report.series(recs, metric)
+                vals.append(means[-1])
+        return vals
+
+    for arch, output, name in (("plain", "n", "Plain networks, n_L = n (Theorem 1)"),
+                               ("residual", "n", "Residual networks (Theorem 2)"),
+                               ("plain", "1", "Plain networks, n_L = 1")):
+        f = fits(arch, output, "within rms")
+        if not f:
+            continue
+        slopes = [x["slope"] for _, x in f]
+        covers = sum(1 for _, x in f if x["low"] <= -0.5 <= x["high"])
+        fb = fits(arch, output, "between rms")
+        slopes_b = [x["slope"] for _, x in fb]
+        share = last(arch, output, "frobenius share")
+        dom = fits(arch, output, "domino off")
+        lines.append(
+            f"- **{name}.** RMS of the within-layer off-diagonal blocks (relative) falls like "
+            f"$n^p$ with p from {_fmt(min(slopes))} to {_fmt(max(slopes))} over "
+            f"{len(f)} network families ({covers} of whose 95% intervals contain −1/2); "
+            f"between layers p from {_fmt(min(slopes_b))} to {_fmt(max(slopes_b))}. The "
+            f"Frobenius share of the off-diagonal part at the largest width is "
+            f"{_range(share)}. Domino lemma, off-diagonal: p from "
+            f"{_fmt(min(x['slope'] for _, x in dom))} to "
+            f"{_fmt(max(x['slope'] for _, x in dom))}.")
+    for arch in ("plain", "residual"):
+        std, stats, kurt, mean_std = [], [], [], []
+        for key, recs in groups.items():
+            if key[0] != arch or key[4] != "n":
+                continue
+            largest = max(r["width"] for r in recs)
+            top = [r for r in recs if r["width"] == largest]
+            pick = lambda m, top=top: report._mean([report.METRICS[m](r) for r in top])  # noqa: E731
+            std.append(pick("unit hidden standard max"))
+            stats.append(pick("unit hidden statistics max"))
+            kurt.append(pick("input 3 kurtosis"))
+            mean_std.append(pick("input 3 mean/std"))
+        if std:
+            lines.append(
+                f"- **Unit blocks, {arch}, n_L = n, hidden layers, largest width.** Max-norm "
+                f"error {_range(std)} with the paper's N(0, I) block, {_range(stats)} with the "
+                f"measured input means and variances; the inputs of layer 3 have "
+                f"mean/std (RMS over coordinates) {_range(mean_std)} and excess kurtosis "
+                f"{_range(kurt)}.")
+    ng = data["natural_gradient"]
+    if ng:
+        for damping in sorted({c["damping"] for r in ng for c in r["cosines"]}):
+            pick = lambda name, d=damping: [c[name] for r in ng for c in r["cosines"]  # noqa: E731
+                                            if c["damping"] == d and c[name] == c[name]]
+            lines.append(
+                f"- **Natural gradient, damping {_fmt(damping)}·tr G/P, n ≤ "
+                f"{max(r['width'] for r in ng)}.** Mean cosine with the exact one: "
+                f"{_fmt(float(np.mean(pick('block_diagonal'))))} for the exact unit blocks "
+                f"($G^{{*-1}}$), {_fmt(float(np.mean(pick('analytic_statistics'))))} for the "
+                f"analytic unit blocks, {_fmt(float(np.mean(pick('gradient'))))} for the plain "
+                f"gradient (two halves of the inputs agree to "
+                f"{_fmt(float(np.mean(pick('halves'))))}).")
     return "\n".join(lines) + "\n"

@@ -113,8 +113,9 @@ def _plt():
     return plt
 
 
-def figure_metric_panels(groups, panels, path, title, ylabel, select):
-    """One panel per (architecture, output), lines per activation at the edge of chaos."""
+def figure_metric_panels(groups, panels, path, title, ylabel, select, reference=None):
+    """One panel per (architecture, output), lines per activation at the edge of chaos;
+    ``reference``: the slope of a grey guide line (−1/2: the paper's rate)."""
     plt = _plt()
     combos = [("plain", "n"), ("plain", "1"), ("residual", "n")]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
@@ -132,6 +133,13 @@ def figure_metric_panels(groups, panels, path, title, ylabel, select):
         ax.set_title(f"{arch}, {'n_L = n' if output == 'n' else 'n_L = 1'}")
         ax.set_xlabel("width n")
         ax.grid(True, which="both", alpha=0.3)
+        if reference is not None and ax.lines:
+            x0 = min(min(line.get_xdata()) for line in ax.lines)
+            x1 = max(max(line.get_xdata()) for line in ax.lines)
+            y0 = float(np.exp(np.mean([np.log(line.get_ydata()[0]) for line in ax.lines
+                                       if line.get_ydata()[0] > 0])))
+            ax.loglog([x0, x1], [y0, y0 * (x1 / x0) ** reference], color="0.5", lw=3,
+                      alpha=0.4, label=f"n^{reference:g}")
     axes[0].set_ylabel(ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:

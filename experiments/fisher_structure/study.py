@@ -29,6 +29,7 @@ class Family:
     depth: int
     outputs: tuple
     widths: tuple
+    seeds: int | None = None  # None: the configuration's
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Config:
     alpha: float = 0.5
     seed: int = 2019
     batch_ng: int = 64
+    ng_after: int | None = None  # run the natural gradients after this many families
 
 
 ACTIVATIONS = ("relu", "tanh", "erf", "gelu")
@@ -76,22 +78,20 @@ def quick_config() -> Config:
 
 
 def full_config() -> Config:
-    """Sized for about 30 minutes on 2 shared cores: the edge of chaos for every activation,
-    the other phases, n = 1024 and L = 5 for relu and tanh only (docs/fisher_structure.md)."""
+    """Sized for about 30 minutes on 2 shared cores (single-threaded BLAS): every activation
+    at the edge of chaos; the other phases, n = 1024, residual n = 512 and L = 5 for relu and
+    tanh only (docs/fisher_structure.md). Families run in this order, most needed first."""
     two = ("relu", "tanh")
-    other_phases = ("ordered", "chaotic")
     return Config(
         name="full",
         families=(
             Family("plain", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[:-1]),
             Family("residual", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[:-2]),
             Family("plain", ACTIVATIONS, ("edge",), 3, ("1",), WIDTHS[:-2]),
-            Family("plain", two, ("edge",), 3, ("n",), WIDTHS[-1:]),
-            Family("residual", two, ("edge",), 3, ("n",), WIDTHS[-2:-1]),
-            Family("plain", two, other_phases, 3, ("n",), WIDTHS[:-2]),
-            Family("residual", two, other_phases, 3, ("n",), WIDTHS[:-3]),
-            Family("plain", two, ("edge",), 5, ("n",), WIDTHS[:-2]),
-            Family("residual", two, ("edge",), 5, ("n",), WIDTHS[:-3]),
+            Family("plain", two, ("ordered", "chaotic"), 3, ("n",), WIDTHS[:-2]),
+            Family("plain", two, ("edge",), 3, ("n",), WIDTHS[-1:], seeds=2),
+            Family("residual", two, ("edge",), 3, ("n",), WIDTHS[-2:-1], seeds=2),
+            Family("plain", two, ("edge",), 5, ("n",), WIDTHS[:-3]),
         ),
         seeds=3,
         sampling=measure.Sampling(samples=2048, batch=256, units=8, full_units=2,
@@ -104,6 +104,7 @@ def full_config() -> Config:
         ng_seeds=2,
         ng_rows_per_parameter=16,
         dampings=(1e-2, 1e-1),
+        ng_after=4,
     )
 
 
@@ -172,12 +173,13 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
                 "complete": complete}
 
     sampling = config.sampling
-    for family in config.families:
+
+    def structure_family(family):
         for activation in family.activations:
             for phase in family.phases:
                 for output in family.outputs:
                     for width in family.widths:
-                        for seed in range(config.seeds):
+                        for seed in range(family.seeds or config.seeds):
                             t0 = time.perf_counter()
                             module, net, field_, rng, spec = _build(
                                 config, family, activation, phase, output, width, seed)
@@ -190,14 +192,13 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
                         log(f"{family.architecture} L={family.depth} {activation} {phase} "
                             f"n_L={output} n={width}: {spec['seconds']:.1f} s per network "
                             f"({time.perf_counter() - start:.0f} s)")
-        if checkpoint is not None:
-            checkpoint(partial())
-    for family in config.ng_families:
+
+    def natural_family(family):
         for activation in family.activations:
             for phase in family.phases:
                 for output in family.outputs:
                     for width in family.widths:
-                        for seed in range(config.ng_seeds):
+                        for seed in range(family.seeds or config.ng_seeds):
                             t0 = time.perf_counter()
                             module, net, field_, rng, spec = _build(
                                 config, family, activation, phase, output, width, seed)
@@ -206,6 +207,13 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
                             natural[-1]["seconds"] = time.perf_counter() - t0
                         log(f"natural gradient {family.architecture} {activation} {phase} "
                             f"n_L={output} n={width} ({time.perf_counter() - start:.0f} s)")
+
+    ng_after = len(config.families) if config.ng_after is None else config.ng_after
+    steps = [(structure_family, f) for f in config.families[:ng_after]]
+    steps += [(natural_family, f) for f in config.ng_families]
+    steps += [(structure_family, f) for f in config.families[ng_after:]]
+    for step, family in steps:
+        step(family)
         if checkpoint is not None:
             checkpoint(partial())
     return partial(complete=True)
