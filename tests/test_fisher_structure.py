@@ -143,3 +143,20 @@ def test_tiny_run_writes_results_and_page(tmp_path):
                     "## 4. "):
         assert heading in page
     assert (tmp_path / "docs" / "figures" / "fisher_structure" / "tiny_domino.png").exists()
+
+
+def test_committed_page_is_rendered_from_the_committed_results(tmp_path):
+    """docs/fisher_structure.md is what the committed JSON results render to (figures aside)."""
+    from pathlib import Path
+
+    from experiments.fisher_structure import page
+
+    root = Path(__file__).resolve().parents[1]
+    results = root / "experiments" / "results"
+    if not any(results.glob("fisher_structure_*.json")):
+        pytest.skip("no committed results")
+    written = page.render(results, tmp_path, draw=False)
+    committed = (root / "docs" / "fisher_structure.md").read_text()
+    assert written.read_text() == committed, (
+        "stale: docs/fisher_structure.md; re-render: python -m experiments.fisher_structure "
+        "--render-only")

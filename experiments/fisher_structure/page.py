@@ -48,7 +48,9 @@ def _load(results_dir: Path):
     return runs
 
 
-def render(results_dir: Path, docs_dir: Path, prefer: str = "full") -> Path:
+def render(results_dir: Path, docs_dir: Path, prefer: str = "full", draw: bool = True) -> Path:
+    """Write docs_dir/fisher_structure.md (and, with ``draw``, its figures) from the JSON
+    results in results_dir: the full run's if there is one, else the quick run's."""
     runs = _load(results_dir)
     if prefer == "tiny":
         name = "tiny"
@@ -60,32 +62,34 @@ def render(results_dir: Path, docs_dir: Path, prefer: str = "full") -> Path:
     prefix = f"{name}_"
     groups = report.group(data["structure"])
     edge = lambda key: key[2] == "edge" and key[3] == 3  # noqa: E731
-    report.figure_metric_panels(
-        groups, [("within max", "-o"), ("within max noise", ":")],
-        figures / f"{prefix}within_max.png",
-        "Off-diagonal blocks within a layer: max |G| / mean diagonal (dotted: noise floor)",
-        "relative max-norm", edge, reference=-0.5)
-    report.figure_metric_panels(
-        groups, [("within rms", "-o"), ("between rms", "--s"), ("within rms noise", ":")],
-        figures / f"{prefix}offdiag_rms.png",
-        "RMS of off-diagonal entries / mean diagonal (within: solid, between layers: dashed, "
-        "dotted: noise)", "relative RMS", edge, reference=-0.5)
-    report.figure_metric_panels(
-        groups, [("frobenius share", "-o")], figures / f"{prefix}frobenius_share.png",
-        "Frobenius share of the off-diagonal blocks ‖G − G*‖_F / ‖G‖_F", "share", edge)
-    report.figure_metric_panels(
-        groups, [("domino off", "-o"), ("domino diagonal", "--s")],
-        figures / f"{prefix}domino.png",
-        "Domino lemma: RMS of Σ B B / (χ factor) − δ (off-diagonal solid, diagonal dashed)",
-        "relative error", edge, reference=-0.5)
-    report.figure_metric_panels(
-        groups, [("unit hidden standard max", "-o"), ("unit hidden statistics max", "--s"),
-                 ("unit hidden noise max", ":")],
-        figures / f"{prefix}unit_blocks.png",
-        "Hidden-layer unit blocks, max-norm error / max |G_ii| (solid: N(0, I) block, dashed: "
-        "input statistics, dotted: noise)", "relative max-norm error", edge)
-    if data["natural_gradient"]:
-        report.figure_natural(data["natural_gradient"], figures / f"{prefix}natural_gradient.png")
+    if draw:
+        report.figure_metric_panels(
+            groups, [("within max", "-o"), ("within max noise", ":")],
+            figures / f"{prefix}within_max.png",
+            "Off-diagonal blocks within a layer: max |G_ik| / √(d_i d_k) (dotted: noise floor)",
+            "relative max-norm", edge, reference=-0.5)
+        report.figure_metric_panels(
+            groups, [("within rms", "-o"), ("between rms", "--s"), ("within rms noise", ":")],
+            figures / f"{prefix}offdiag_rms.png",
+            "RMS of off-diagonal entries / √(d_i d_k) (within a layer: solid, between layers: "
+            "dashed, dotted: noise)", "relative RMS", edge, reference=-0.5)
+        report.figure_metric_panels(
+            groups, [("frobenius share", "-o")], figures / f"{prefix}frobenius_share.png",
+            "Frobenius share of the off-diagonal blocks ‖G − G*‖_F / ‖G‖_F", "share", edge)
+        report.figure_metric_panels(
+            groups, [("domino off", "-o"), ("domino diagonal", "--s")],
+            figures / f"{prefix}domino.png",
+            "Domino lemma: RMS of Σ B B / (χ factor) − δ (off-diagonal solid, diagonal dashed)",
+            "relative error", edge, reference=-0.5)
+        report.figure_metric_panels(
+            groups, [("unit hidden standard max", "-o"), ("unit hidden statistics max", "--s"),
+                     ("unit hidden noise max", ":")],
+            figures / f"{prefix}unit_blocks.png",
+            "Hidden-layer unit blocks, max-norm error / max |G_ii| (solid: N(0, I) block, dashed: "
+            "input statistics, dotted: noise)", "relative max-norm error", edge)
+        if data["natural_gradient"]:
+            report.figure_natural(data["natural_gradient"],
+                                  figures / f"{prefix}natural_gradient.png")
     text = _page(runs, name, data, groups, prefix)
     path = docs_dir / "fisher_structure.md"
     path.write_text(text)
@@ -113,13 +117,16 @@ def _page(runs, name, data, groups, prefix) -> str:
     for run_name, run in runs.items():
         if run_name == "tiny":
             continue
-        rows.append([f"`{run['command']}`", _minutes(run["wall_seconds"]),
+        env = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " if run.get("threads") == "1" else ""
+        rows.append([f"`{env}{run['command']}`", _minutes(run["wall_seconds"]),
                      len(run["structure"]), len(run["natural_gradient"]),
                      f"`experiments/results/fisher_structure_{run_name}.json`"])
     add(_table(["command", "wall time", "networks (blocks)", "networks (natural gradient)",
                 "results"], rows))
-    add("\nMeasured on a shared machine with 2 CPU cores (other jobs running), NumPy with "
-        "OpenBLAS, float64. `--render-only` re-renders this page and the figures from the "
+    add("\nMeasured on a shared machine with 2 CPU cores (other sessions' jobs running at "
+        "the same time, so the times are upper bounds), NumPy with OpenBLAS, float64. "
+        "Single-threaded BLAS is faster there: two BLAS threads per process spin against "
+        "the other jobs (a network of width 256 took twice as long). `--render-only` re-renders this page and the figures from the "
         "JSON files without running anything. The figures and tables below are from the "
         f"`{name}` run.\n")
 

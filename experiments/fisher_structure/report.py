@@ -18,6 +18,12 @@ def group(records, keys=("architecture", "activation", "phase", "depth", "output
     return dict(sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])))
 
 
+def _slopes(x, y):
+    """Least-squares slopes of the rows of y on the rows of x."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    return np.sum(xc * (y - y.mean(axis=1, keepdims=True)), axis=1) / np.sum(xc * xc, axis=1)
+
+
 def fit_exponent(widths, values, seed=0) -> dict:
     """Least squares of log value on log n over every (width, network); 95% interval from a
     bootstrap that redraws the networks at each width with replacement."""
@@ -27,14 +33,12 @@ def fit_exponent(widths, values, seed=0) -> dict:
     if np.unique(widths).size < 2:
         return {"slope": math.nan, "low": math.nan, "high": math.nan}
     x, y = np.log(widths), np.log(values)
-    slope = np.polyfit(x, y, 1)[0]
+    slope = _slopes(x[None, :], y[None, :])[0]
     rng = np.random.default_rng(seed)
     by_width = [np.flatnonzero(widths == w) for w in np.unique(widths)]
-    slopes = []
-    for _ in range(FIT_BOOTSTRAP):
-        pick = np.concatenate([rng.choice(idx, idx.size) for idx in by_width])
-        slopes.append(np.polyfit(x[pick], y[pick], 1)[0])
-    low, high = np.percentile(slopes, [2.5, 97.5])
+    picks = np.concatenate([idx[rng.integers(0, idx.size, size=(FIT_BOOTSTRAP, idx.size))]
+                            for idx in by_width], axis=1)
+    low, high = np.percentile(_slopes(x[picks], y[picks]), [2.5, 97.5])
     return {"slope": float(slope), "low": float(low), "high": float(high)}
 
 
