@@ -78,33 +78,44 @@ def quick_config() -> Config:
 
 
 def full_config() -> Config:
-    """Sized for about 30 minutes on 2 shared cores (single-threaded BLAS): every activation
-    at the edge of chaos; the other phases, n = 1024, residual n = 512 and L = 5 for relu and
-    tanh only (docs/fisher_structure.md). Families run in this order, most needed first."""
+    """Sized for at most 30 minutes on 2 shared cores (single-threaded BLAS): every
+    activation in every phase; n = 1024 (2 networks) for plain networks with n_L = n,
+    512 otherwise (256 for the residual networks off the edge of chaos); L = 5, and the
+    natural gradient at n = 32, for relu and tanh only. Families run in this order, most
+    needed first; the results are saved after each."""
     two = ("relu", "tanh")
+    others = ("ordered", "chaotic")
     return Config(
         name="full",
         families=(
             Family("plain", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[-1:], seeds=2),
             Family("residual", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[:-2]),
-            Family("plain", ACTIVATIONS, ("edge",), 3, ("1",), WIDTHS[:-2]),
-            Family("plain", two, ("ordered", "chaotic"), 3, ("n",), WIDTHS[:-2]),
-            Family("plain", two, ("edge",), 3, ("n",), WIDTHS[-1:], seeds=2),
-            Family("residual", two, ("edge",), 3, ("n",), WIDTHS[-2:-1], seeds=2),
-            Family("plain", two, ("edge",), 5, ("n",), WIDTHS[:-3]),
+            Family("residual", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[-2:-1], seeds=2),
+            Family("plain", ACTIVATIONS, ("edge",), 3, ("1",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 3, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 3, ("n",), WIDTHS[-1:], seeds=2),
+            Family("plain", ACTIVATIONS, others, 3, ("1",), WIDTHS[:-1]),
+            Family("residual", ACTIVATIONS, others, 3, ("n",), WIDTHS[:-2]),
+            Family("plain", two, ("edge",), 5, ("n",), WIDTHS[:-2]),
+            Family("plain", two, ("edge",), 5, ("n",), WIDTHS[-2:-1], seeds=2),
+            Family("residual", two, ("edge",), 5, ("n",), WIDTHS[:-2]),
+            Family("residual", two, ("edge",), 5, ("n",), WIDTHS[-2:-1], seeds=2),
         ),
         seeds=3,
         sampling=measure.Sampling(samples=2048, batch=256, units=8, full_units=2,
                                   coordinates=32),
         ng_families=(
             Family("plain", ACTIVATIONS, ("edge",), 3, ("n",), (8, 16, 24)),
-            Family("plain", two, ("edge",), 3, ("1",), (8, 16, 24)),
-            Family("residual", two, ("edge",), 3, ("n",), (8, 16, 24)),
+            Family("plain", ACTIVATIONS, ("edge",), 3, ("1",), (8, 16, 24)),
+            Family("residual", ACTIVATIONS, ("edge",), 3, ("n",), (8, 16, 24)),
+            Family("plain", two, ("edge",), 3, ("n", "1"), (32,)),
+            Family("residual", two, ("edge",), 3, ("n",), (32,)),
         ),
         ng_seeds=2,
         ng_rows_per_parameter=16,
         dampings=(1e-2, 1e-1),
-        ng_after=4,
+        ng_after=5,
     )
 
 
