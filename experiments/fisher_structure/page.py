@@ -206,8 +206,9 @@ def _page(runs, name, data, groups, prefix) -> str:
         for metric in ("within max", "within rms", "between max", "between rms"):
             w, v, _, _ = report.series(recs, metric)
             cells.append(_fit_cell(report.fit_exponent(w, v)))
-        _, _, uw, share = report.series(recs, "frobenius share")
-        cells.append(f"{_fmt(share[0])} → {_fmt(share[-1])}")
+        w_share, v_share, uw, share = report.series(recs, "frobenius share")
+        cells.append(f"{_fmt(share[0])} → {_fmt(share[-1])}, "
+                     f"{_fit_cell(report.fit_exponent(w_share, v_share))}")
         _, _, _, noise = report.series(recs, "within rms noise")
         _, _, _, sig = report.series(recs, "within rms")
         cells.append(f"{_fmt(sig[-1])} / {_fmt(noise[-1])}")
@@ -215,7 +216,8 @@ def _page(runs, name, data, groups, prefix) -> str:
         cells.append(f"{dead}")
         rows.append(cells)
     add("Exponents p of $\\text{value} \\propto n^p$ (the paper: −1/2) with 95% intervals; "
-        "the Frobenius share at the smallest and largest width; and, at the largest width, "
+        "the Frobenius share at the smallest and largest width and its exponent; and, at the "
+        "largest width, "
         "the within-layer RMS against its noise floor; *dead units*: sampled units whose "
         "block is 0 for every input (left out), over all networks of the row.\n")
     add(_table(["network", "within: max", "within: RMS", "between: max", "between: RMS",
@@ -303,6 +305,7 @@ def _page(runs, name, data, groups, prefix) -> str:
                 "hidden max (statistics)", "hidden Frobenius (statistics)"], rows))
     add("")
     add(f"![unit blocks]({FIGURES / (prefix + 'unit_blocks.png')})\n")
+    add(_scale_table(groups))
     add("**How Gaussian are the inputs of layers 2 and 3?** RMS over coordinates of "
         "mean/standard deviation (0 for the paper's $N(0, I)$) and the mean excess kurtosis "
         "(0 for a Gaussian), at the largest width.\n")
@@ -498,6 +501,35 @@ def _summary(data, groups) -> str:
             f"{_range(share)}. Domino lemma, off-diagonal: p from "
             f"{_fmt(min(x['slope'] for _, x in dom))} to "
             f"{_fmt(max(x['slope'] for _, x in dom))}.")
+    ratio_ours, ratio_printed = [], []
+    for key, recs in groups.items():
+        if key[2] == "edge" or key[4] != "n":
+            continue
+        largest = max(r["width"] for r in recs)
+        for r in recs:
+            if r["width"] == largest and "chi" in r:
+                for d in r["domino"]:
+                    ratio_ours.append(1 + d["diagonal_bias"])
+                    ratio_printed.append((1 + d["diagonal_bias"]) / r["chi"][d["layer"] - 1])
+    if ratio_ours:
+        lines.append(
+            f"- **Eq. 43's factor.** Off the edge of chaos (n_L = n, largest width) the "
+            f"diagonal of Σ B B over $\\chi^L_{{m+1}}$ is {_range(ratio_ours)}, over the "
+            f"printed $\\chi^L_m$ {_range(ratio_printed)}: the lemma's $\\chi^L_{{m+1}}$ is "
+            "right ([errata](errata.md)).")
+    scales_1, scales_n = [], []
+    for key, recs in groups.items():
+        largest = max(r["width"] for r in recs)
+        vals = [u["statistics"]["scale"] for r in recs if r["width"] == largest
+                for u in r["unit_blocks"] if not u.get("dead") and u["layer"] > 1]
+        (scales_1 if key[4] == "1" else scales_n).extend(vals)
+    if scales_1 and scales_n:
+        q1 = np.percentile(scales_1, [10, 90])
+        qn = np.percentile(scales_n, [10, 90])
+        lines.append(
+            f"- **The back-propagated factor per unit** (measured over predicted, hidden units, "
+            f"largest widths): 10–90% range {_fmt(qn[0])} to {_fmt(qn[1])} for n_L = n, "
+            f"{_fmt(q1[0])} to {_fmt(q1[1])} for n_L = 1.")
     for arch in ("plain", "residual"):
         std, stats, kurt, mean_std = [], [], [], []
         for key, recs in groups.items():
@@ -531,3 +563,24 @@ def _summary(data, groups) -> str:
                 f"gradient (two halves of the inputs agree to "
                 f"{_fmt(float(np.mean(pick('halves'))))}).")
     return "\n".join(lines) + "\n"
+
+
+def _scale_table(groups) -> str:
+    """Measured over predicted back-propagated factor, per hidden unit (the best scale of the
+    input-statistics block): the domino lemma's factor unit by unit."""
+    rows = []
+    for key, recs in groups.items():
+        largest = max(r["width"] for r in recs)
+        scales = [u["statistics"]["scale"] for r in recs if r["width"] == largest
+                  for u in r["unit_blocks"] if not u.get("dead") and u["layer"] > 1]
+        if not scales:
+            continue
+        q = np.percentile(scales, [10, 50, 90])
+        rows.append([report.label(key), largest, len(scales), _fmt(q[1]),
+                     f"{_fmt(q[0])} to {_fmt(q[2])}"])
+    text = ("**The factor unit by unit.** The scale that best fits the input-statistics block "
+            "to a hidden unit's measured block, $\\langle G_{ii}, M\\rangle / "
+            "\\langle M, M\\rangle$, is the measured back-propagated factor over the "
+            "predicted one: 1 when the domino lemma holds for that unit. Median and 10–90% "
+            "range over the hidden units with a whole block, at the largest width.\n\n")
+    return text + _table(["network", "n", "units", "median", "10% to 90%"], rows) + "\n"
