@@ -531,7 +531,7 @@ def _summary(data, groups) -> str:
             f"largest widths): 10–90% range {_fmt(qn[0])} to {_fmt(qn[1])} for n_L = n, "
             f"{_fmt(q1[0])} to {_fmt(q1[1])} for n_L = 1.")
     for arch in ("plain", "residual"):
-        std, stats, kurt, mean_std = [], [], [], []
+        std, stats, kurt, mean_std, noise = [], [], [], [], []
         for key, recs in groups.items():
             if key[0] != arch or key[4] != "n":
                 continue
@@ -540,13 +540,14 @@ def _summary(data, groups) -> str:
             pick = lambda m, top=top: report._mean([report.METRICS[m](r) for r in top])  # noqa: E731
             std.append(pick("unit hidden standard max"))
             stats.append(pick("unit hidden statistics max"))
+            noise.append(pick("unit hidden noise max"))
             kurt.append(pick("input 3 kurtosis"))
             mean_std.append(pick("input 3 mean/std"))
         if std:
             lines.append(
                 f"- **Unit blocks, {arch}, n_L = n, hidden layers, largest width.** Max-norm "
                 f"error {_range(std)} with the paper's N(0, I) block, {_range(stats)} with the "
-                f"measured input means and variances; the inputs of layer 3 have "
+                f"measured input means and variances (noise floor {_range(noise)}); the inputs of layer 3 have "
                 f"mean/std (RMS over coordinates) {_range(mean_std)} and excess kurtosis "
                 f"{_range(kurt)}.")
     ng = data["natural_gradient"]

@@ -117,6 +117,14 @@ def _plt():
     return plt
 
 
+def _width_ticks(ax):
+    widths = sorted({float(x) for line in ax.lines for x in line.get_xdata()})
+    if widths:
+        ax.set_xticks(widths)
+        ax.set_xticklabels([f"{w:g}" for w in widths])
+        ax.minorticks_off()
+
+
 def figure_metric_panels(groups, panels, path, title, ylabel, select, reference=None):
     """One panel per (architecture, output), lines per activation at the edge of chaos;
     ``reference``: the slope of a grey guide line (−1/2: the paper's rate)."""
@@ -144,6 +152,7 @@ def figure_metric_panels(groups, panels, path, title, ylabel, select, reference=
                                        if line.get_ydata()[0] > 0])))
             ax.loglog([x0, x1], [y0, y0 * (x1 / x0) ** reference], color="0.5", lw=3,
                       alpha=0.4, label=f"n^{reference:g}")
+        _width_ticks(ax)
     axes[0].set_ylabel(ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:
@@ -184,6 +193,7 @@ def figure_natural(records, path):
                          f"λ = {damping:g}·tr G/P", fontsize=9)
             ax.set_xlabel("width n")
             ax.grid(True, which="both", alpha=0.3)
+            _width_ticks(ax)
         axes[row][0].set_ylabel("cosine with exact natural gradient")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
