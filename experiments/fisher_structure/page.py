@@ -126,7 +126,7 @@ def _page(runs, name, data, groups, prefix) -> str:
     add("\nMeasured on a shared machine with 2 CPU cores (other sessions' jobs running at "
         "the same time, so the times are upper bounds), NumPy with OpenBLAS, float64. "
         "Single-threaded BLAS is faster there: two BLAS threads per process spin against "
-        "the other jobs (a network of width 256 took twice as long). `--render-only` re-renders this page and the figures from the "
+        "the other jobs. `--render-only` re-renders this page and the figures from the "
         "JSON files without running anything. The figures and tables below are from the "
         f"`{name}` run.\n")
 
@@ -163,7 +163,11 @@ def _page(runs, name, data, groups, prefix) -> str:
         f"{config['seeds']} independent networks per width):\n")
     add(_table(["architecture", "activations", "phases", "L", "n_L", "widths n"], families))
     add("")
-    add(f"- **What is sampled.** G has about $L n^2$ rows (5·10⁶ at n = 1024), so it is never "
+    widest = max(r["width"] for r in data["structure"])
+    deepest = max(r["depth"] for r in data["structure"] if r["width"] == widest)
+    size = deepest * widest * (widest + 1)
+    add(f"- **What is sampled.** G has about $L n^2$ rows ({size:,} at n = {widest}, "
+        f"L = {deepest}), so it is never "
         f"formed. In each layer {sampling['units']} units are drawn (the one output unit "
         f"when n_L = 1); for every pair of drawn units the entries of their block on "
         f"{sampling['coordinates']} drawn input coordinates and the bias are estimated, and "
@@ -356,8 +360,16 @@ def _page(runs, name, data, groups, prefix) -> str:
         add(f"![natural gradient]({FIGURES / (prefix + 'natural_gradient.png')})\n")
         add(_findings_natural(ng))
     add("## What is left out\n")
-    add("- Widths above 32 for the exact natural gradient (G has $L n^2$ rows; at n = 64 "
-        "it has 1.25·10⁸ entries per 10⁴ parameters and its estimate needs ~10⁵ rows of J).")
+    if ng:
+        widest_ng = max(r["width"] for r in ng)
+        twice = 2 * widest_ng
+        size = 3 * twice * (twice + 1)
+        add(f"- Widths above {widest_ng} for the exact natural gradient: at n = {twice}, "
+            f"L = 3, G has {size:,} rows ({size * size:.1e} entries) and its estimate needs "
+            f"{config['ng_rows_per_parameter'] * size:,} rows of J.")
+    add("- Every combination outside the table of networks measured above (the widths, "
+        "depths, phases and output widths of the issue that are not in it): the full run is "
+        "sized to the 30 minutes it may take on the shared machine.")
     add("- The max-norm over *all* entries of G: it is taken over the sampled entries, "
         "whose number grows only with the squared number of sampled units; the RMS is the "
         "better-determined statistic of the two.")
