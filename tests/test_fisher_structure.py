@@ -29,14 +29,15 @@ def _whitened(rng, count, width):
 
 
 def _parameter_index(net, layer, unit, coordinate):
-    offset = sum(w.size + b.size for w, b in zip(net.weights[: layer - 1],
-                                                 net.biases[: layer - 1], strict=True))
+    offset = sum(
+        w.size + b.size
+        for w, b in zip(net.weights[: layer - 1], net.biases[: layer - 1], strict=True)
+    )
     return offset + unit * (net.widths[layer - 1] + 1) + coordinate
 
 
 @pytest.mark.parametrize("output_width", [1, 7])
-def test_sampled_blocks_and_whole_fisher_equal_the_exact_fisher_of_a_linear_network(
-        output_width):
+def test_sampled_blocks_and_whole_fisher_equal_the_exact_fisher_of_a_linear_network(output_width):
     rng = np.random.default_rng(5)
     width, depth = 7, 3
     net = net_module.random_network("linear", width, depth, output_width, 1.2, 0.4, rng)
@@ -44,11 +45,16 @@ def test_sampled_blocks_and_whole_fisher_equal_the_exact_fisher_of_a_linear_netw
     batches = [_whitened(rng, 40, width) for _ in range(2)]
     field = meanfield.plain_network(linear, 1.2, 0.4, depth)
     sampling = measure.Sampling(samples=80, batch=40, units=3, full_units=1, coordinates=3)
-    result = measure.measure_structure(net, batches, linear, field, sampling, rng,
-                                       keep_entries=True)
+    result = measure.measure_structure(
+        net, batches, linear, field, sampling, rng, keep_entries=True
+    )
     g_sub, units, coords = result["entries"]
-    index = [(m, i, j) for m, (us, cs) in enumerate(zip(units, coords, strict=True), start=1)
-             for i in us for j in list(cs) + [net.widths[m - 1]]]
+    index = [
+        (m, i, j)
+        for m, (us, cs) in enumerate(zip(units, coords, strict=True), start=1)
+        for i in us
+        for j in list(cs) + [net.widths[m - 1]]
+    ]
     positions = [_parameter_index(net, m, i, j) for m, i, j in index]
     expected = exact[np.ix_(positions, positions)]
     measured = g_sub.reshape(len(positions), len(positions))
@@ -69,8 +75,9 @@ def test_domino_lemma_holds_on_average_for_a_linear_network_with_chi_from_layer_
     net = net_module.random_network("linear", width, depth, width, sigma_w, 0.2, rng)
     field = meanfield.plain_network(linear, sigma_w, 0.2, depth)
     sampling = measure.Sampling(samples=64, batch=32, units=24, full_units=0, coordinates=2)
-    result = measure.measure_structure(net, [rng.normal(size=(32, width)) for _ in range(2)],
-                                       linear, field, sampling, rng)
+    result = measure.measure_structure(
+        net, [rng.normal(size=(32, width)) for _ in range(2)], linear, field, sampling, rng
+    )
     for row in result["domino"]:
         # 24 units, each diagonal a mean of ~n squares: relative spread ~ (2/n)^½ / √24
         assert abs(row["diagonal_bias"]) < 0.15
@@ -91,14 +98,16 @@ def test_back_propagated_factors_match_torch_func(residual):
     fwd = net_module.forward(net, x0)
     ours = net_module.jacobian(net, fwd, net_module.backward(net, fwd))
 
-    params = [torch.tensor(np.concatenate([w, b[:, None]], axis=1))
-              for w, b in zip(net.weights, net.biases, strict=True)]
+    params = [
+        torch.tensor(np.concatenate([w, b[:, None]], axis=1))
+        for w, b in zip(net.weights, net.biases, strict=True)
+    ]
 
     def output(flat, x):
         start = 0
         for layer in range(depth):
             shape = params[layer].shape
-            block = flat[start:start + shape[0] * shape[1]].reshape(shape)
+            block = flat[start : start + shape[0] * shape[1]].reshape(shape)
             start += shape[0] * shape[1]
             u = block[:, :-1] @ x + block[:, -1]
             if residual is None:
@@ -114,8 +123,10 @@ def test_back_propagated_factors_match_torch_func(residual):
         units = np.arange(width)
         np.testing.assert_allclose(
             net_module.unit_deltas(net, fwd, layer, units),
-            net_module.backward(net, fwd)[layer - 1].transpose(0, 2, 1), rtol=1e-12,
-            atol=1e-14)
+            net_module.backward(net, fwd)[layer - 1].transpose(0, 2, 1),
+            rtol=1e-12,
+            atol=1e-14,
+        )
 
 
 def test_analytic_block_with_input_statistics_is_the_reference_construction():
@@ -129,18 +140,29 @@ def test_analytic_block_with_input_statistics_is_the_reference_construction():
     theirs = reference.dense_fisher_with_input_statistics(w, mean, variance, blocks)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
     # and the linear activation's block is E[x* x*ᵀ]
-    np.testing.assert_allclose(analytic.unit_block(linear, w, b, mean, variance),
-                               reference.input_second_moment(mean, variance), rtol=1e-13)
+    np.testing.assert_allclose(
+        analytic.unit_block(linear, w, b, mean, variance),
+        reference.input_second_moment(mean, variance),
+        rtol=1e-13,
+    )
 
 
 def test_tiny_run_writes_results_and_page(tmp_path):
-    assert command.main(["--tiny", "--results", str(tmp_path / "results"),
-                         "--docs", str(tmp_path / "docs")]) == 0
+    assert (
+        command.main(
+            ["--tiny", "--results", str(tmp_path / "results"), "--docs", str(tmp_path / "docs")]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "results" / "fisher_structure_tiny.json").read_text())
     assert data["structure"] and data["natural_gradient"]
     page = (tmp_path / "docs" / "fisher_structure.md").read_text()
-    for heading in ("## 1. Theorems 1 and 2", "## 2. The domino lemma", "## 3. Unit blocks",
-                    "## 4. "):
+    for heading in (
+        "## 1. Theorems 1 and 2",
+        "## 2. The domino lemma",
+        "## 3. Unit blocks",
+        "## 4. ",
+    ):
         assert heading in page
     assert (tmp_path / "docs" / "figures" / "fisher_structure" / "tiny_domino.png").exists()
 
@@ -159,4 +181,5 @@ def test_committed_page_is_rendered_from_the_committed_results(tmp_path):
     committed = (root / "docs" / "fisher_structure.md").read_text()
     assert written.read_text() == committed, (
         "stale: docs/fisher_structure.md; re-render: python -m experiments.fisher_structure "
-        "--render-only")
+        "--render-only"
+    )

@@ -54,8 +54,13 @@ def unit_block(
     return transform.T @ block @ transform
 
 
-def mean_field_factor(field: meanfield.MeanField, layer: int, output_width: int, width: int,
-                      sigma_v: float | None = None) -> float:
+def mean_field_factor(
+    field: meanfield.MeanField,
+    layer: int,
+    output_width: int,
+    width: int,
+    sigma_v: float | None = None,
+) -> float:
     """The back-propagated factor Σ_o δ_o² / φ'(u)² that the domino lemma predicts for a unit of
     ``layer`` (1-based): χ^L_{layer+1}, times n_L/n for a narrow output (the last layer's
     weights have variance σ_w²/n but there are only n_L output units: eq. 39 with the weight

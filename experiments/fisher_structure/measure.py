@@ -60,16 +60,21 @@ def measure_structure(
     "entries": (sampled G, units per layer, coordinates per layer) for checks."""
     depth, widths = net.depth, net.widths
     out = net.output_width
-    units = [np.sort(rng.choice(widths[m], min(sampling.units, widths[m]), replace=False))
-             for m in range(1, depth + 1)]
-    coords = [np.sort(rng.choice(widths[m - 1], min(sampling.coordinates, widths[m - 1]),
-                                 replace=False)) for m in range(1, depth + 1)]
+    units = [
+        np.sort(rng.choice(widths[m], min(sampling.units, widths[m]), replace=False))
+        for m in range(1, depth + 1)
+    ]
+    coords = [
+        np.sort(rng.choice(widths[m - 1], min(sampling.coordinates, widths[m - 1]), replace=False))
+        for m in range(1, depth + 1)
+    ]
     q = min(len(c) for c in coords) + 1
     coords = [c[: q - 1] for c in coords]
     layer_of = np.concatenate([np.full(len(u), m) for m, u in enumerate(units, start=1)])
     full = [(m, i) for m, u in enumerate(units, start=1) for i in u[: sampling.full_units]]
-    halves = [_Accumulator(len(layer_of), q, [widths[m - 1] + 1 for m, _ in full])
-              for _ in range(2)]
+    halves = [
+        _Accumulator(len(layer_of), q, [widths[m - 1] + 1 for m, _ in full]) for _ in range(2)
+    ]
     moments = [np.zeros((4, widths[m - 1])) for m in range(1, depth + 1)]
     domino = {m: np.zeros(5) for m in range(1, depth)}  # Σ diag err, Σ diag err², n, Σ off², n
     # x-space columns ∂x^L/∂x^m_i: χ^L_{m+1} (χ̄ for a residual net), no column of V enters
@@ -98,8 +103,13 @@ def measure_structure(
             x = fwd.inputs[m - 1]
             moments[m - 1] += [x.sum(0), (x**2).sum(0), (x**3).sum(0), (x**4).sum(0)]
         delta = np.concatenate(deltas, axis=1)  # (B, U, n_L)
-        z = np.concatenate([np.repeat(zz[:, None, :], len(u), axis=1)
-                            for zz, u in zip(inputs_z, units, strict=True)], axis=1)
+        z = np.concatenate(
+            [
+                np.repeat(zz[:, None, :], len(u), axis=1)
+                for zz, u in zip(inputs_z, units, strict=True)
+            ],
+            axis=1,
+        )
         products = delta @ delta.transpose(0, 2, 1)  # (B, U, U): δ_i · δ_k
         for i in range(products.shape[1]):
             weighted = products[:, i, :, None] * z  # (B, U, q)
@@ -125,8 +135,9 @@ def measure_structure(
     if keep_entries:
         result["entries"] = (g_sub, units, coords)
     stats = [_input_statistics(mom, count) for mom in moments]
-    result["inputs"] = [{k: v for k, v in s.items() if k not in ("mean", "variance")}
-                        for s in stats]
+    result["inputs"] = [
+        {k: v for k, v in s.items() if k not in ("mean", "variance")} for s in stats
+    ]
     result["unit_blocks"] = []
     for f, (m, unit) in enumerate(full):
         g = (halves[0].full[f] + halves[1].full[f]) / count
@@ -138,9 +149,13 @@ def measure_structure(
         w, b = net.weights[m - 1][unit], float(net.biases[m - 1][unit])
         paper = factor * analytic.unit_block(module, w, b)
         with_stats = factor * analytic.unit_block(
-            module, w, b, stats[m - 1]["mean"], stats[m - 1]["variance"])
-        entry = {"layer": m, "noise_frobenius": _norm(noise) / _norm(g),
-                 "noise_max": np.abs(noise).max() / np.abs(g).max()}
+            module, w, b, stats[m - 1]["mean"], stats[m - 1]["variance"]
+        )
+        entry = {
+            "layer": m,
+            "noise_frobenius": _norm(noise) / _norm(g),
+            "noise_max": np.abs(noise).max() / np.abs(g).max(),
+        }
         for name, model in (("standard", paper), ("statistics", with_stats)):
             entry[name] = _block_errors(g, noise, model)
         result["unit_blocks"].append(entry)
@@ -184,15 +199,22 @@ def _block_statistics(g, noise, layer_of, widths, q) -> dict:
     same_unit = np.eye(units, dtype=bool) & alive[:, None]
     same_layer = layer_of[:, None] == layer_of[None, :]
     both = alive[:, None] & alive[None, :]
-    kinds = {"within": same_layer & ~np.eye(units, dtype=bool) & both,
-             "between": ~same_layer & both, "diagonal": same_unit}
+    kinds = {
+        "within": same_layer & ~np.eye(units, dtype=bool) & both,
+        "between": ~same_layer & both,
+        "diagonal": same_unit,
+    }
     result = {"diagonal_mean": float(unit_scale.mean()), "dead_units": int((~alive).sum())}
     if not all(mask.any() for mask in kinds.values()):
         nan = float("nan")
         for kind in ("within", "between"):
             result[kind] = dict.fromkeys(("max", "noise_max", "rms", "raw_rms", "noise_rms"), nan)
-        for key in ("frobenius_share", "frobenius_share_within", "frobenius_share_raw",
-                    "frobenius_share_within_raw"):
+        for key in (
+            "frobenius_share",
+            "frobenius_share_within",
+            "frobenius_share_raw",
+            "frobenius_share_within_raw",
+        ):
             result[key] = nan
         return result
     bias = np.zeros(q, dtype=bool)
@@ -220,8 +242,10 @@ def _block_statistics(g, noise, layer_of, widths, q) -> dict:
                 "raw_rms": float(np.sqrt(np.mean(values**2))),
                 "noise_rms": float(np.sqrt(np.mean(noises**2))),
             }
-        for label, (vals, nois) in (("raw", (raw_values, raw_noises)),
-                                    ("normalised", (values, noises))):
+        for label, (vals, nois) in (
+            ("raw", (raw_values, raw_noises)),
+            ("normalised", (values, noises)),
+        ):
             total = 0.0
             for ek, emask in entry_kinds.items():
                 mean_sq = max(np.mean(vals[:, emask] ** 2) - np.mean(nois[:, emask] ** 2), 0.0)
@@ -231,8 +255,9 @@ def _block_statistics(g, noise, layer_of, widths, q) -> dict:
         suffix = "" if label == "normalised" else "_raw"
         off = sq["within"] + sq["between"]
         result["frobenius_share" + suffix] = float(np.sqrt(off / (off + sq["diagonal"])))
-        result["frobenius_share_within" + suffix] = float(np.sqrt(
-            sq["within"] / (sq["within"] + sq["diagonal"])))
+        result["frobenius_share_within" + suffix] = float(
+            np.sqrt(sq["within"] / (sq["within"] + sq["diagonal"]))
+        )
     return result
 
 
@@ -262,12 +287,14 @@ def _domino_statistics(domino: dict) -> list:
         if n == 0:
             continue
         mean = s / n
-        rows.append({
-            "layer": m,
-            "diagonal_bias": float(mean),
-            "diagonal_rms": float(np.sqrt(s2 / n)),
-            "off_rms": float(np.sqrt(off2 / n_off)) if n_off else float("nan"),
-        })
+        rows.append(
+            {
+                "layer": m,
+                "diagonal_bias": float(mean),
+                "diagonal_rms": float(np.sqrt(s2 / n)),
+                "off_rms": float(np.sqrt(off2 / n_off)) if n_off else float("nan"),
+            }
+        )
     return rows
 
 
@@ -275,8 +302,12 @@ def _input_statistics(moments, count) -> dict:
     mean = moments[0] / count
     variance = np.maximum(moments[1] / count - mean**2, 1e-300)
     third = moments[2] / count - 3 * mean * moments[1] / count + 2 * mean**3
-    fourth = (moments[3] / count - 4 * mean * moments[2] / count
-              + 6 * mean**2 * moments[1] / count - 3 * mean**4)
+    fourth = (
+        moments[3] / count
+        - 4 * mean * moments[2] / count
+        + 6 * mean**2 * moments[1] / count
+        - 3 * mean**4
+    )
     return {
         "mean": mean,
         "variance": variance,
@@ -326,15 +357,26 @@ def loss_gradient(net: Network, x0: np.ndarray, targets: np.ndarray) -> np.ndarr
     return np.einsum("bop,bo->p", jac, fwd.output - targets) / x0.shape[0]
 
 
-def natural_gradients(net, module, field, g, noise, gradient, damping, statistics,
-                      sigma_v=None) -> dict:
+def natural_gradients(
+    net, module, field, g, noise, gradient, damping, statistics, sigma_v=None
+) -> dict:
     """Cosines with the exact damped natural gradient (G + λI)⁻¹ g, λ = damping·tr G / P."""
     size = g.shape[0]
     lam = damping * np.trace(g) / size
     if lam == 0:  # every unit dead (a ReLU network behind a dead output unit): G = 0
-        return {"damping": damping, **dict.fromkeys(
-            ("block_diagonal", "analytic_statistics", "analytic_standard", "gradient", "halves"),
-            float("nan"))}
+        return {
+            "damping": damping,
+            **dict.fromkeys(
+                (
+                    "block_diagonal",
+                    "analytic_statistics",
+                    "analytic_standard",
+                    "gradient",
+                    "halves",
+                ),
+                float("nan"),
+            ),
+        }
     exact = np.linalg.solve(g + lam * np.eye(size), gradient)
     half_a = np.linalg.solve(g + noise + lam * np.eye(size), gradient)
     half_b = np.linalg.solve(g - noise + lam * np.eye(size), gradient)
@@ -350,8 +392,9 @@ def natural_gradients(net, module, field, g, noise, gradient, damping, statistic
         mean, variance = statistics[m - 1]
         model = factor * analytic.unit_block(module, w, b, mean, variance)
         block_stats[sl] = np.linalg.solve(model + eye, gradient[sl])
-        block_standard[sl] = np.linalg.solve(factor * analytic.unit_block(module, w, b) + eye,
-                                             gradient[sl])
+        block_standard[sl] = np.linalg.solve(
+            factor * analytic.unit_block(module, w, b) + eye, gradient[sl]
+        )
 
     def cos(a, b):
         return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
@@ -373,8 +416,11 @@ def layer_input_statistics(net: Network, batches) -> list:
     for x0 in batches:
         fwd = forward(net, x0)
         parts = [(x.sum(0), (x**2).sum(0)) for x in fwd.inputs]
-        sums = parts if sums is None else [(a + c, b + d) for (a, b), (c, d) in zip(sums, parts,
-                                                                                   strict=True)]
+        sums = (
+            parts
+            if sums is None
+            else [(a + c, b + d) for (a, b), (c, d) in zip(sums, parts, strict=True)]
+        )
         count += x0.shape[0]
     return [(s / count, np.maximum(s2 / count - (s / count) ** 2, 1e-300)) for s, s2 in sums]
 

@@ -177,9 +177,13 @@ def unit_deltas(net: Network, fwd: Forward, layer: int, units: np.ndarray) -> np
     slopes = fwd.slopes[layer - 1][:, units]
     if layer == net.depth:
         if net.residual:
-            direct = np.broadcast_to(net.mixers[-1][:, units].T, (slopes.shape[0], units.size, net.output_width))
+            direct = np.broadcast_to(
+                net.mixers[-1][:, units].T, (slopes.shape[0], units.size, net.output_width)
+            )
         else:
-            direct = np.broadcast_to(np.eye(net.output_width)[units], (slopes.shape[0], units.size, net.output_width))
+            direct = np.broadcast_to(
+                np.eye(net.output_width)[units], (slopes.shape[0], units.size, net.output_width)
+            )
         return direct * slopes[:, :, None]
     if net.residual:
         start = net.mixers[layer - 1][:, units].T

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
@@ -36,13 +35,15 @@ def fit_exponent(widths, values, seed=0) -> dict:
     slope = _slopes(x[None, :], y[None, :])[0]
     rng = np.random.default_rng(seed)
     by_width = [np.flatnonzero(widths == w) for w in np.unique(widths)]
-    picks = np.concatenate([idx[rng.integers(0, idx.size, size=(FIT_BOOTSTRAP, idx.size))]
-                            for idx in by_width], axis=1)
+    picks = np.concatenate(
+        [idx[rng.integers(0, idx.size, size=(FIT_BOOTSTRAP, idx.size))] for idx in by_width], axis=1
+    )
     low, high = np.percentile(_slopes(x[picks], y[picks]), [2.5, 97.5])
     return {"slope": float(slope), "low": float(low), "high": float(high)}
 
 
 # --- what is read from a record ----------------------------------------------------------------
+
 
 def _mean(values):
     values = [v for v in values if v == v]
@@ -67,11 +68,15 @@ METRICS = {
 
 def _unit_metric(kind, model, norm):
     def read(r):
-        rows = [u for u in r["unit_blocks"]
-                if (u["layer"] == 1) == (kind == "first") and not u.get("dead")]
+        rows = [
+            u
+            for u in r["unit_blocks"]
+            if (u["layer"] == 1) == (kind == "first") and not u.get("dead")
+        ]
         if model == "noise":
             return _mean([u["noise_max" if norm == "max" else "noise_frobenius"] for u in rows])
         return _mean([u[model][norm] for u in rows])
+
     return read
 
 
@@ -83,12 +88,12 @@ for _kind in ("first", "hidden"):
     METRICS[f"unit {_kind} statistics scale"] = _unit_metric(_kind, "statistics", "scale")
 
 for _layer in (2, 3):
-    METRICS[f"input {_layer} mean/std"] = (
-        lambda r, i=_layer - 1: r["inputs"][i]["mean_over_std_rms"] if i < len(r["inputs"])
-        else math.nan)
-    METRICS[f"input {_layer} kurtosis"] = (
-        lambda r, i=_layer - 1: r["inputs"][i]["excess_kurtosis_mean"] if i < len(r["inputs"])
-        else math.nan)
+    METRICS[f"input {_layer} mean/std"] = lambda r, i=_layer - 1: (
+        r["inputs"][i]["mean_over_std_rms"] if i < len(r["inputs"]) else math.nan
+    )
+    METRICS[f"input {_layer} kurtosis"] = lambda r, i=_layer - 1: (
+        r["inputs"][i]["excess_kurtosis_mean"] if i < len(r["inputs"]) else math.nan
+    )
 
 
 def series(records, metric):
@@ -107,6 +112,7 @@ def label(key):
 
 
 # --- figures -----------------------------------------------------------------------------------
+
 
 def _plt():
     import matplotlib
@@ -140,18 +146,34 @@ def figure_metric_panels(groups, panels, path, title, ylabel, select, reference=
                 _, _, widths, means = series(records, metric)
                 if all(m != m for m in means):
                     continue
-                ax.loglog(widths, means, style, color=colors.get(key[1], "k"),
-                          label=f"{key[1]}: {metric}")
+                ax.loglog(
+                    widths, means, style, color=colors.get(key[1], "k"), label=f"{key[1]}: {metric}"
+                )
         ax.set_title(f"{arch}, {'n_L = n' if output == 'n' else 'n_L = 1'}")
         ax.set_xlabel("width n")
         ax.grid(True, which="both", alpha=0.3)
         if reference is not None and ax.lines:
             x0 = min(min(line.get_xdata()) for line in ax.lines)
             x1 = max(max(line.get_xdata()) for line in ax.lines)
-            y0 = float(np.exp(np.mean([np.log(line.get_ydata()[0]) for line in ax.lines
-                                       if line.get_ydata()[0] > 0])))
-            ax.loglog([x0, x1], [y0, y0 * (x1 / x0) ** reference], color="0.5", lw=3,
-                      alpha=0.4, label=f"n^{reference:g}")
+            y0 = float(
+                np.exp(
+                    np.mean(
+                        [
+                            np.log(line.get_ydata()[0])
+                            for line in ax.lines
+                            if line.get_ydata()[0] > 0
+                        ]
+                    )
+                )
+            )
+            ax.loglog(
+                [x0, x1],
+                [y0, y0 * (x1 / x0) ** reference],
+                color="0.5",
+                lw=3,
+                alpha=0.4,
+                label=f"n^{reference:g}",
+            )
         _width_ticks(ax)
     axes[0].set_ylabel(ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -173,8 +195,9 @@ def figure_natural(records, path):
     groups = group(records)
     combos = [("plain", "n"), ("plain", "1"), ("residual", "n")]
     dampings = sorted({c["damping"] for r in records for c in r["cosines"]})
-    fig, axes = plt.subplots(len(dampings), 3, figsize=(14, 3.6 * len(dampings)),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(dampings), 3, figsize=(14, 3.6 * len(dampings)), sharey=True, squeeze=False
+    )
     colors = {"relu": "C0", "tanh": "C1", "erf": "C2", "gelu": "C3"}
     styles = {"block_diagonal": "-o", "analytic_statistics": "--s", "gradient": ":^"}
     for row, damping in enumerate(dampings):
@@ -184,13 +207,29 @@ def figure_natural(records, path):
                     continue
                 widths = sorted({r["width"] for r in recs})
                 for name, style in styles.items():
-                    means = [_mean([c[name] for r in recs if r["width"] == w
-                                    for c in r["cosines"] if c["damping"] == damping])
-                             for w in widths]
-                    ax.semilogx(widths, means, style, color=colors.get(key[1], "k"),
-                                label=f"{key[1]}: {name}")
-            ax.set_title(f"{arch}, {'n_L = n' if output == 'n' else 'n_L = 1'}, "
-                         f"λ = {damping:g}·tr G/P", fontsize=9)
+                    means = [
+                        _mean(
+                            [
+                                c[name]
+                                for r in recs
+                                if r["width"] == w
+                                for c in r["cosines"]
+                                if c["damping"] == damping
+                            ]
+                        )
+                        for w in widths
+                    ]
+                    ax.semilogx(
+                        widths,
+                        means,
+                        style,
+                        color=colors.get(key[1], "k"),
+                        label=f"{key[1]}: {name}",
+                    )
+            ax.set_title(
+                f"{arch}, {'n_L = n' if output == 'n' else 'n_L = 1'}, λ = {damping:g}·tr G/P",
+                fontsize=9,
+            )
             ax.set_xlabel("width n")
             ax.grid(True, which="both", alpha=0.3)
             _width_ticks(ax)

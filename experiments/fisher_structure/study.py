@@ -65,8 +65,7 @@ def quick_config() -> Config:
             Family("residual", ("relu", "tanh"), ("edge",), 3, ("n",), (32, 64, 128, 256)),
         ),
         seeds=3,
-        sampling=measure.Sampling(samples=1024, batch=256, units=6, full_units=2,
-                                  coordinates=24),
+        sampling=measure.Sampling(samples=1024, batch=256, units=6, full_units=2, coordinates=24),
         ng_families=(
             Family("plain", ("relu", "tanh"), ("edge",), 3, ("n", "1"), (8, 16)),
             Family("residual", ("relu", "tanh"), ("edge",), 3, ("n",), (8, 16)),
@@ -103,8 +102,7 @@ def full_config() -> Config:
             Family("residual", two, ("edge",), 5, ("n",), WIDTHS[-2:-1], seeds=2),
         ),
         seeds=3,
-        sampling=measure.Sampling(samples=2048, batch=256, units=8, full_units=2,
-                                  coordinates=32),
+        sampling=measure.Sampling(samples=2048, batch=256, units=8, full_units=2, coordinates=32),
         ng_families=(
             Family("plain", ACTIVATIONS, ("edge",), 3, ("n",), (8, 16, 24)),
             Family("plain", ACTIVATIONS, ("edge",), 3, ("1",), (8, 16, 24)),
@@ -123,8 +121,10 @@ def tiny_config() -> Config:
     """For the test suite: seconds."""
     return Config(
         name="tiny",
-        families=(Family("plain", ("tanh",), ("edge",), 3, ("n", "1"), (8, 16)),
-                  Family("residual", ("relu",), ("edge",), 3, ("n",), (8, 16))),
+        families=(
+            Family("plain", ("tanh",), ("edge",), 3, ("n", "1"), (8, 16)),
+            Family("residual", ("relu",), ("edge",), 3, ("n",), (8, 16)),
+        ),
         seeds=2,
         sampling=measure.Sampling(samples=256, batch=64, units=4, full_units=1, coordinates=4),
         ng_families=(Family("plain", ("tanh",), ("edge",), 3, ("1",), (4, 6)),),
@@ -149,21 +149,40 @@ def _build(config: Config, family: Family, activation, phase, output, width, see
     module = _module(activation)
     sigma_w, chi_star = _phase(activation, phase, config.sigma_b)
     out = width if output == "n" else 1
-    rng = np.random.default_rng([config.seed, seed, width, out, family.depth,
-                                 ACTIVATIONS.index(activation) if activation in ACTIVATIONS
-                                 else 9, list(PHASES).index(phase),
-                                 family.architecture == "residual"])
+    rng = np.random.default_rng(
+        [
+            config.seed,
+            seed,
+            width,
+            out,
+            family.depth,
+            ACTIVATIONS.index(activation) if activation in ACTIVATIONS else 9,
+            list(PHASES).index(phase),
+            family.architecture == "residual",
+        ]
+    )
     residual = (config.sigma_v, config.alpha) if family.architecture == "residual" else None
-    net = random_network(activation, width, family.depth, out, sigma_w, config.sigma_b, rng,
-                         residual)
+    net = random_network(
+        activation, width, family.depth, out, sigma_w, config.sigma_b, rng, residual
+    )
     if residual is None:
         field_ = meanfield.plain_network(module, sigma_w, config.sigma_b, family.depth)
     else:
-        field_ = meanfield.residual_network(module, sigma_w, config.sigma_b, config.sigma_v,
-                                            config.alpha, family.depth)
-    spec = {"architecture": family.architecture, "activation": activation, "phase": phase,
-            "depth": family.depth, "output": output, "width": width, "seed": seed,
-            "sigma_w": sigma_w, "chi_star": chi_star, "chi": [float(c) for c in field_.chi]}
+        field_ = meanfield.residual_network(
+            module, sigma_w, config.sigma_b, config.sigma_v, config.alpha, family.depth
+        )
+    spec = {
+        "architecture": family.architecture,
+        "activation": activation,
+        "phase": phase,
+        "depth": family.depth,
+        "output": output,
+        "width": width,
+        "seed": seed,
+        "sigma_w": sigma_w,
+        "chi_star": chi_star,
+        "chi": [float(c) for c in field_.chi],
+    }
     return module, net, field_, rng, spec
 
 
@@ -179,9 +198,13 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
     structure, natural = [], []
 
     def partial(complete=False):
-        return {"config": asdict(config), "structure": structure,
-                "natural_gradient": natural, "seconds": time.perf_counter() - start,
-                "complete": complete}
+        return {
+            "config": asdict(config),
+            "structure": structure,
+            "natural_gradient": natural,
+            "seconds": time.perf_counter() - start,
+            "complete": complete,
+        }
 
     sampling = config.sampling
 
@@ -193,16 +216,25 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
                         for seed in range(family.seeds or config.seeds):
                             t0 = time.perf_counter()
                             module, net, field_, rng, spec = _build(
-                                config, family, activation, phase, output, width, seed)
+                                config, family, activation, phase, output, width, seed
+                            )
                             sigma_v = config.sigma_v if net.residual else None
                             result = measure.measure_structure(
-                                net, _batches(rng, sampling.samples, sampling.batch, width),
-                                module, field_, sampling, rng, sigma_v)
+                                net,
+                                _batches(rng, sampling.samples, sampling.batch, width),
+                                module,
+                                field_,
+                                sampling,
+                                rng,
+                                sigma_v,
+                            )
                             spec["seconds"] = time.perf_counter() - t0
                             structure.append({**spec, **result})
-                        log(f"{family.architecture} L={family.depth} {activation} {phase} "
+                        log(
+                            f"{family.architecture} L={family.depth} {activation} {phase} "
                             f"n_L={output} n={width}: {spec['seconds']:.1f} s per network "
-                            f"({time.perf_counter() - start:.0f} s)")
+                            f"({time.perf_counter() - start:.0f} s)"
+                        )
 
     def natural_family(family):
         for activation in family.activations:
@@ -212,12 +244,14 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
                         for seed in range(family.seeds or config.ng_seeds):
                             t0 = time.perf_counter()
                             module, net, field_, rng, spec = _build(
-                                config, family, activation, phase, output, width, seed)
-                            natural.append({**spec, **_natural(config, module, net, field_,
-                                                               rng)})
+                                config, family, activation, phase, output, width, seed
+                            )
+                            natural.append({**spec, **_natural(config, module, net, field_, rng)})
                             natural[-1]["seconds"] = time.perf_counter() - t0
-                        log(f"natural gradient {family.architecture} {activation} {phase} "
-                            f"n_L={output} n={width} ({time.perf_counter() - start:.0f} s)")
+                        log(
+                            f"natural gradient {family.architecture} {activation} {phase} "
+                            f"n_L={output} n={width} ({time.perf_counter() - start:.0f} s)"
+                        )
 
     ng_after = len(config.families) if config.ng_after is None else config.ng_after
     steps = [(structure_family, f) for f in config.families[:ng_after]]
@@ -243,7 +277,13 @@ def _natural(config, module, net, field_, rng) -> dict:
     targets = rng.normal(size=(32, net.output_width))
     gradient = measure.loss_gradient(net, x0, targets)
     sigma_v = config.sigma_v if net.residual else None
-    return {"parameters": size, "samples": count,
-            "cosines": [measure.natural_gradients(net, module, field_, g, noise, gradient, d,
-                                                  statistics, sigma_v)
-                        for d in config.dampings]}
+    return {
+        "parameters": size,
+        "samples": count,
+        "cosines": [
+            measure.natural_gradients(
+                net, module, field_, g, noise, gradient, d, statistics, sigma_v
+            )
+            for d in config.dampings
+        ],
+    }
