@@ -221,13 +221,16 @@ def _page(runs, name, data, groups, prefix) -> str:
                 f["depth"],
                 ", ".join("n" if o == "n" else "1" for o in f["outputs"]),
                 ", ".join(str(w) for w in f["widths"]),
+                f.get("seeds") or config["seeds"],
             ]
         )
+    add("Networks measured (each combination of the row's entries, at every width):\n")
     add(
-        "Networks measured (each at every width, "
-        f"{config['seeds']} independent networks per width):\n"
+        _table(
+            ["architecture", "activations", "phases", "L", "n_L", "widths n", "networks per width"],
+            families,
+        )
     )
-    add(_table(["architecture", "activations", "phases", "L", "n_L", "widths n"], families))
     add("")
     widest = max(r["width"] for r in data["structure"])
     deepest = max(r["depth"] for r in data["structure"] if r["width"] == widest)
