@@ -121,12 +121,16 @@ def constant_term(
 
 
 @numba.njit(cache=True)
-def _taylor_shift(coefficients, origin, step, shifted):
+def _taylor_shift(coefficients, origin, step, shifted, outer=1.0, inner=1.0):
     """Fill ``shifted`` (length degree + 1) with the coefficients in s of P(origin + step·s),
-    for P(u) = Σ_k coefficients[k] u^k."""
+    for P(u) = Σ_k coefficients[k] u^k, or with size = outer·inner, of
+    P(size·(origin + step·s))/size^degree (pass origin and step divided by size): its
+    coefficients are coefficients[k]·size^(k − degree). A size above 1 keeps a far origin from
+    overflowing; two factors, so that size itself does not."""
     degree = len(coefficients) - 1
     for k in range(degree + 1):
-        shifted[k] = coefficients[k]
+        power = float(k - degree)
+        shifted[k] = coefficients[k] * math.pow(outer, power) * math.pow(inner, power)
     # Repeated synthetic division by (u − origin) gives the Taylor coefficients at origin.
     for k in range(degree):
         for j in range(degree - 1, k - 1, -1):
@@ -135,6 +139,15 @@ def _taylor_shift(coefficients, origin, step, shifted):
     for k in range(degree + 1):
         shifted[k] *= scale
         scale *= step
+
+
+@numba.njit(cache=True)
+def _power_of_two_above(x):
+    """The least power of two ≥ x, at least 1 and at most 2^1023: scaling by it is exact."""
+    if not x > 1.0:
+        return 1.0
+    _, exponent = math.frexp(x)
+    return math.ldexp(1.0, min(exponent, 1023))
 
 
 @numba.njit(cache=True)
@@ -155,9 +168,17 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
     moments = scratch(SCRATCH_SIZE)[: degree + 3]
     log_scale, anchor = normal_interval_moments(y_lower, y_upper, moments)
     z_anchor = mean + std * anchor
-    step = r * std
+    # P is evaluated at u = r·z_anchor + b + r·std·s divided by size^degree, size the larger
+    # of 1 and the scales of u (powers of two), so that far out (|b| or r beyond about 1e77
+    # for degree 4) it does not overflow; size is a product of two factors so that it does
+    # not either. The scaling is exact: only log|mass| + log size rounds differently.
+    outer = _power_of_two_above(max(r, abs(b)))
+    inner = _power_of_two_above(max(std, abs(z_anchor)))
+    origin = ((r / outer) * z_anchor + b / outer) / inner
+    step = (r / outer) * std / inner
     shifted = scratch(SCRATCH_SIZE)[: degree + 1]
-    _taylor_shift(coefficients, r * z_anchor + b, step, shifted)
+    _taylor_shift(coefficients, origin, step, shifted, outer, inner)
+    log_size = degree * (math.log(outer) + math.log(inner))
     mass = first = second = 0.0
     for j in range(degree + 1):
         mass += shifted[j] * moments[j]
@@ -180,7 +201,7 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
         one_minus_variance = (1.0 - std * std) + std * std * y_one_minus_variance
     return (
         math.copysign(1.0, mass),
-        log_weight + log_scale + math.log(abs(mass)),
+        log_weight + log_scale + log_size + math.log(abs(mass)),
         z_anchor + std * offset,
         variance,
         one_minus_variance,

@@ -19,7 +19,7 @@ def _fisher_blocks_kernel(r, b):
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
         A00[i] = total
-        A0n[i] = total * m1
+        A0n[i] = total * m1 if m1 != 0.0 else 0.0  # total may overflow (a polynomial φ')
         Ann[i] = total * (v + m1 * m1)
     return A00, A0n, Ann
 
