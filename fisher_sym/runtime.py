@@ -953,6 +953,185 @@ def narrow_moments(r, value, g2, mu, sigma2, log_mass, orders):
     return True, (total, m1, v, q)
 
 
+# --- the wide rule: a Gaussian flat on the scale of ρ (large r) -------------------------------
+#
+# For large r, N(b, r²) is flat on the scale on which φ'² varies. With the step
+# L−·[u < 0] + L+·[u > 0] in closed form (``step_terms``, exact for every r and b), the
+# remainder ρ = φ'² − step (its exponential tail terms included) decays on both sides, and
+#     E[h(rz + b)] = ∫ h(u) φ((u − b)/r)/r du,   φ((u − b)/r) = φ(β − εw) = φ(β)·Σ_k He_k(β)(εw)^k/k!
+# with ε = 1/r, w = u − c (c the centre of |ρ|), β = (b − c)/r and He_k the Hermite polynomials
+# (their generating function exp(βt − t²/2)), so the tilted moments of w need only the moments
+#     M_k = ∫ (u − c)^k ρ(u) du,
+# tabulated once per module at import (``wide_rule_table``):
+#     N_j = Σ_k He_k(β) ε^k M_(k+j)/k!,   mass = ε·φ(β)·N_0,   z = εw − β,
+#     mean of z = ε·N_1/N_0 − β,   variance of z = ε²·(N_2/N_0 − (N_1/N_0)²).
+# The variance is ε² times that of w, so it keeps its relative accuracy where it is far below 1
+# (tanh at r = 1e150 has v ≈ 1e-300), which no sum over z could give. The rule checks itself per
+# unit: the last two terms of each N_j below WIDE_TOLERANCE and its square root of the summed
+# |terms| (|b| ≪ r² and r ≫ 1, the width of ρ). Beyond WIDE_DEVIATIONS deviations (|β| > 40)
+# φ(β) ≤ exp(−800): the remainder is 0 in double precision and only the step is left.
+
+#: The Hermite series keeps the terms k = 0 … WIDE_ORDER.
+WIDE_ORDER = 10
+#: The last term of each series must be below this fraction of its summed |terms|.
+WIDE_TOLERANCE = 1e-16
+#: Below this radius the wide rule is not tried (its series would not converge).
+WIDE_MIN_RADIUS = 16.0
+#: |β| beyond which φ(β) is below exp(−800).
+WIDE_DEVIATIONS = Z_LIMIT
+#: The moments of ρ are summed by 20-point Gauss–Legendre panels of width WIDE_PANEL within
+#: ±WIDE_INNER and 4·WIDE_PANEL beyond, over [−WIDE_HALF_WIDTH, WIDE_HALF_WIDTH] (split at ρ's
+#: kinks); ρ must have decayed at both ends (softplus: exp(−u), so the window is wide).
+WIDE_HALF_WIDTH = 192.0
+WIDE_INNER = 32.0
+WIDE_PANEL = 0.5
+#: What |u − c|^(WIDE_ORDER + 2)·|ρ| beyond |u| = 144 may add to the moments, relative to ∫|ρ|.
+WIDE_DECAY_TOLERANCE = 1e-18
+
+
+def wide_rule_table(remainder, closed_tails, kinks):
+    """(valid, centre, moments) of the wide rule: moments[k] = ∫ (u − centre)^k ρ(u) du for
+    k = 0 … WIDE_ORDER + 2, ρ = ``remainder(u, closed_tails)``, centre the mean of u under |ρ|;
+    valid where ρ decays fast enough that the moments converge inside the window (an
+    algebraic decay, such as 1/(1 + u²)², is refused: some moments diverge). Plain Python over
+    a compiled ``remainder``: run at import."""
+    inner = np.arange(-WIDE_INNER, WIDE_INNER + WIDE_PANEL / 2, WIDE_PANEL)
+    outer = np.arange(WIDE_INNER, WIDE_HALF_WIDTH + WIDE_PANEL, 4 * WIDE_PANEL)
+    edges = np.concatenate([-outer, inner, outer])
+    kinks = np.asarray(kinks, dtype=np.float64)
+    edges = np.unique(np.concatenate([edges, kinks[np.abs(kinks) < WIDE_HALF_WIDTH]]))
+    half = 0.5 * np.diff(edges)[:, None]
+    middle = 0.5 * (edges[1:] + edges[:-1])[:, None]
+    nodes = (middle + half * GL_NODES).ravel()
+    weights = (half * GL_WEIGHTS).ravel()
+    values = np.array([remainder(u, closed_tails)[0] for u in nodes])
+    count = WIDE_ORDER + 3
+    if not np.all(np.isfinite(values)):
+        return False, 0.0, np.zeros(count)
+    size = float(np.sum(weights * np.abs(values)))
+    if size == 0.0:
+        return False, 0.0, np.zeros(count)
+    centre = float(np.sum(weights * nodes * np.abs(values)) / size)
+    offsets = nodes - centre
+    moments = np.array([math.fsum(weights * offsets**k * values) for k in range(count)])
+    outer = np.abs(nodes) > 0.75 * WIDE_HALF_WIDTH
+    edge = float(np.sum(weights[outer] * np.abs(offsets[outer]) ** (count - 1) * np.abs(values[outer])))
+    return bool(edge <= WIDE_DECAY_TOLERANCE * size), centre, moments
+
+
+@numba.njit(cache=True)
+def step_terms(limits, r, b):
+    """Summaries of L−·[u < 0] and L+·[u > 0] over z ~ N(0, 1), u = rz + b, (L−, L+) = limits."""
+    kink = kink_to_z(0.0, b, r)
+    lower = upper = EMPTY_TERM
+    at_kink = -0.5 * kink * kink - 0.5 * math.log(2.0 * math.pi)
+    if limits[0] != 0.0:
+        log_limit = math.log(abs(limits[0]))
+        lower = constant_term(math.copysign(1.0, limits[0]), log_limit, 0.0, 1.0, 0.0,
+                              -math.inf, kink, math.nan, log_limit + at_kink)
+    if limits[1] != 0.0:
+        log_limit = math.log(abs(limits[1]))
+        upper = constant_term(math.copysign(1.0, limits[1]), log_limit, 0.0, 1.0, 0.0,
+                              kink, math.inf, log_limit + at_kink)
+    return lower, upper
+
+
+@numba.njit(cache=True)
+def wide_moments(r, b, table, limits):
+    """(accepted, (A00, m1, v, q)) by the wide rule (see above): the step in closed form plus
+    the remainder by its Hermite series, where that series checks itself."""
+    valid, centre, moments = table
+    if not (valid and r >= WIDE_MIN_RADIUS and math.isfinite(r)):
+        return False, NO_MOMENTS
+    epsilon = 1.0 / r
+    beta = (b - centre) / r
+    remainder = EMPTY_TERM
+    sums = np.zeros(3)
+    if abs(beta) <= WIDE_DEVIATIONS:
+        sizes = np.zeros(3)
+        last = np.zeros(3)
+        before = np.zeros(3)
+        hermite_before, hermite = 0.0, 1.0  # He_(k−1)(β), He_k(β)
+        factor = 1.0  # ε^k/k!
+        for k in range(WIDE_ORDER + 1):
+            for j in range(3):
+                term = hermite * factor * moments[k + j]
+                sums[j] += term
+                sizes[j] += abs(term)
+                before[j] = last[j]
+                last[j] = term
+            hermite_before, hermite = hermite, beta * hermite - k * hermite_before
+            factor *= epsilon / (k + 1)
+        for j in range(3):
+            if not (abs(last[j]) <= WIDE_TOLERANCE * sizes[j]
+                    and abs(before[j]) <= math.sqrt(WIDE_TOLERANCE) * sizes[j]):
+                return False, NO_MOMENTS
+        if not abs(sums[0]) >= 1e-8 * sizes[0]:  # ρ's mass cancels: its moments would not
+            return False, NO_MOMENTS
+        shift = sums[1] / sums[0]
+        spread = epsilon * epsilon * (sums[2] / sums[0] - shift * shift)
+        remainder = (
+            math.copysign(1.0, sums[0]),
+            -math.log(r) - 0.5 * beta * beta - 0.5 * math.log(2.0 * math.pi) + math.log(abs(sums[0])),
+            epsilon * shift - beta,
+            spread,
+            1.0 - spread,
+        )
+    lower, upper = step_terms(limits, r, b)
+    if limits[0] == 0.0 and limits[1] == 0.0:
+        # ρ is φ'² itself: its moments as they are (a mixture of one would round the mean
+        # into a variance that may be far below 1).
+        # The mass as a product, not exp(log): the log of a mass near 1e-300 would carry an
+        # absolute rounding of 1e-13.
+        if remainder[1] == -math.inf:
+            return True, NO_MOMENTS
+        density = math.exp(-0.5 * beta * beta) / math.sqrt(2.0 * math.pi)
+        return True, (epsilon * density * abs(sums[0]), remainder[2], remainder[3], remainder[4])
+    return True, combine_terms((lower, upper, remainder))
+
+
+# --- saturation: the Gaussian where φ'² is its limit to double precision ----------------------
+#
+# Where N(b, r²) lies, to Z_LIMIT deviations, on a side u > U+ (u < −U−) beyond which the
+# remainder ρ = φ'² − step and its derivatives are below the smallest normal double, φ'² is
+# L+ (L−) on the whole Gaussian: A00 = L±, m1 = 0, v = 1, q = 0 (with L± = 0, A00 = 0: a dead
+# unit). ``saturation_points`` finds U± once per module, at import; beyond them a printed form
+# of ρ may overflow into inf·0 (u²·exp(−u) at u = 1e200), which this rule never evaluates.
+
+
+def saturation_points(remainder, closed_tails):
+    """(U−, U+): ρ, ρ', ρ'' are below the smallest normal double (or not finite: a printed
+    form that overflows where ρ has decayed) at every point u = ±2^(k/4) beyond U±, up to the
+    largest double; inf on a side where they are not."""
+    tiny = np.finfo(np.float64).tiny
+    exponents = np.arange(0, 4 * 1024) / 4.0
+    points = []
+    for side in (-1.0, 1.0):
+        point = math.inf
+        for exponent in exponents[::-1]:
+            u = side * 2.0**exponent
+            if not math.isfinite(u):
+                continue
+            values = remainder(u, closed_tails)
+            if all(abs(x) < tiny or not math.isfinite(x) for x in values):
+                point = 2.0 ** min(float(exponent) + 0.25, 1023.0)
+            else:
+                break
+        points.append(point)
+    return points[0], points[1]
+
+
+@numba.njit(cache=True)
+def saturated_moments(r, b, points, limits):
+    """(accepted, (A00, m1, v, q)) where N(b, r²) lies beyond a saturation point (above)."""
+    spread = Z_LIMIT * r
+    if b - spread > points[1]:
+        return True, (limits[1], 0.0, 1.0, 0.0)
+    if b + spread < -points[0]:
+        return True, (limits[0], 0.0, 1.0, 0.0)
+    return False, NO_MOMENTS
+
+
 # --- the hard split's tail rule: the trapezoidal rule for ρ away from its kinks ---------------
 #
 # Deep in a tail (a saturated tanh, sigmoid or softplus unit) the fast rule refuses, as q ≈ 0

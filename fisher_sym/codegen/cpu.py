@@ -157,6 +157,14 @@ TAIL_RULE_PATTERNS = $tail_rule_patterns
 _TAIL_RULE_TABLES = tuple(
     runtime.split_remainder_table(_remainder, pattern) for pattern in TAIL_RULE_PATTERNS
 )
+# The wide rule (runtime.wide_moments) and saturation (runtime.saturated_moments): the limits
+# (L−, L+) of φ'² at ±∞, ``closed_tails`` with the step's terms alone in closed form (so that
+# ρ = φ'² − step), the moments of that ρ and the points beyond which it is 0 in double
+# precision, found once, at import.
+WIDE_LIMITS = $wide_limits
+WIDE_TAILS = $wide_tails
+_WIDE_TABLE = runtime.wide_rule_table(_remainder, WIDE_TAILS, REMAINDER_KINKS)
+_SATURATION_POINTS = runtime.saturation_points(_remainder, WIDE_TAILS)
 
 
 @numba.njit(cache=True)
@@ -501,12 +509,15 @@ def _narrow_moments(r, b):
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by the narrow rule or the fast rule where one of
-    them accepts."""
+    """(A00, m1, v, q) as ``_split_moments``: by saturation, the narrow rule, the wide rule or
+    the fast rule where one of them accepts."""
+    accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
+    if accepted:
+        return moments
     accepted, moments = _narrow_moments(r, b)
     if accepted:
         return moments
-$trapezoid_lines    return _split_moments(r, b)
+$wide_lines$trapezoid_lines    return _split_moments(r, b)
 
 
 ''')
@@ -517,11 +528,21 @@ NO_NARROW_SECTION = Template('''
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
-$trapezoid_lines    return _split_moments(r, b)
+    """(A00, m1, v, q) as ``_split_moments``: by saturation, the wide rule or the fast rule
+    where one of them accepts."""
+    accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
+    if accepted:
+        return moments
+$wide_lines$trapezoid_lines    return _split_moments(r, b)
 
 
 ''')
+
+WIDE_LINES = """\
+    accepted, moments = runtime.wide_moments(r, b, _WIDE_TABLE, WIDE_LIMITS)
+    if accepted:
+        return moments
+"""
 
 TRAPEZOID_LINES = """\
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
@@ -548,7 +569,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
     order = narrow.series_order(log_pieces)
     if order == 0:
         return NO_NARROW_SECTION.substitute(
-            trapezoid_lines=TRAPEZOID_LINES if plan.smooth else ""
+            wide_lines=WIDE_LINES, trapezoid_lines=TRAPEZOID_LINES if plan.smooth else ""
         ), 0
     # Near u = 0 a one-sided form in t = exp(−u) (or s = exp(u)) cancels where it vanishes
     # at 0 (−4·tanh u = (4t² − 4)/(t² + 1)), so on (−1, 1) such a form is written in
@@ -605,6 +626,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
         log_body="\n".join(lines),
         series_body="\n".join(series_lines),
         c_tuple=c_tuple,
+        wide_lines=WIDE_LINES,
         trapezoid_lines=TRAPEZOID_LINES if plan.smooth else "",
     )
     return section, order
@@ -661,6 +683,8 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
             step_flags=_flags(plan.step_tails),
         ) if plan.smooth else "",
         narrow_section=narrow_section,
+        wide_limits="(" + ", ".join(_number(limit) for limit in plan.limits) + ")",
+        wide_tails=_flags(plan.step_tails),
         tail_rule_patterns="(" + "".join(f"{_flags(p)}, " for p in patterns) + ")",
         tail_rule_calls="".join(
             TAIL_RULE_CALL.substitute(index=index) for index in range(len(patterns))
