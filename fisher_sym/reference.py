@@ -518,13 +518,15 @@ def fisher_blocks_in_u_mp(phi, r, b, window: float = 200.0, dps: int = 40, for_i
             step = high if u > 0 else low if u < 0 else (high + low) / 2
             return g(u) - step
 
+        # The integrand relative to the Gaussian at u = 0: mpmath.quad's tolerance is absolute,
+        # and the integral may be 1e-200.
         blocks = []
         for k in range(3):
             def integrand(u, k=k):
                 z = (u - b_mp) / r_mp
-                return rest(u) * z**k * mpmath.npdf(z) / r_mp
+                return rest(u) * z**k * mpmath.exp((z0 - z) * (z0 + z) / 2)
 
-            blocks.append(steps[k] + mpmath.quad(integrand, edges))
+            blocks.append(steps[k] + density / r_mp * mpmath.quad(integrand, edges))
         return tuple(blocks)
 
 

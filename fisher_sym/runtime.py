@@ -912,6 +912,28 @@ def narrow_gaussian_part(r, g1, g2):
     return True, slope * sigma2, sigma2, -0.5 * math.log1p(-curvature) + 0.5 * slope * slope * sigma2
 
 
+#: Up to this r the narrow rule trusts its own check: N(b, r²) then reaches at most
+#: Z_LIMIT·r = 1.25 from b, inside the radius within which the derivatives of log φ'² at b
+#: describe φ'² (about π/2 for tanh).
+NARROW_LOCAL_RADIUS = 1.0 / 32.0
+
+
+@numba.njit(cache=True)
+def narrow_is_local(r, b, mu, sigma2):
+    """Whether the narrow rule's Gaussian stays where the derivatives of log φ'² at b describe
+    φ'²: r ≤ NARROW_LOCAL_RADIUS, or the tilted Gaussian N(b + r·μ, r²σ²) and N(b, r²) both lie,
+    to Z_LIMIT deviations, on b's side of u = 0. Far out the derivatives underflow (SiLU at
+    b = 3000: φ'² = 1 and every g_k = 0 in double precision) and the series would pass a
+    Gaussian of width r = 1000 that reaches the bend of φ'² at u = 0."""
+    if r <= NARROW_LOCAL_RADIUS:
+        return True
+    reach = Z_LIMIT * r * max(1.0, math.sqrt(sigma2))
+    centre = b + r * mu
+    if b > 0.0:
+        return min(b, centre) - reach > 0.0
+    return max(b, centre) + reach < 0.0
+
+
 @numba.njit(cache=True)
 def narrow_moments(r, value, g2, mu, sigma2, log_mass, orders):
     """(accepted, (A00, m1, v, q)) from the narrow rule's parts: φ'(b)² = ``value``, the
@@ -1012,8 +1034,15 @@ def wide_rule_table(remainder, closed_tails, kinks):
     if size == 0.0:
         return False, 0.0, np.zeros(count)
     centre = float(np.sum(weights * nodes * np.abs(values)) / size)
+    mirrored = np.array_equal(nodes, -nodes[::-1]) and np.allclose(
+        values, values[::-1], rtol=1e-13, atol=0.0
+    )
+    if mirrored:  # an even φ'² (tanh, sigmoid): odd moments exactly 0, so m1 = 0 at b = 0
+        centre = 0.0
     offsets = nodes - centre
     moments = np.array([math.fsum(weights * offsets**k * values) for k in range(count)])
+    if mirrored:
+        moments[1::2] = 0.0
     outer = np.abs(nodes) > 0.75 * WIDE_HALF_WIDTH
     edge = float(np.sum(weights[outer] * np.abs(offsets[outer]) ** (count - 1) * np.abs(values[outer])))
     return bool(edge <= WIDE_DECAY_TOLERANCE * size), centre, moments

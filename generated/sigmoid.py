@@ -478,7 +478,7 @@ def _narrow_moments(r, b):
         return False, runtime.NO_MOMENTS
     value, g = _log_derivatives(b)
     accepted, mu, sigma2, log_mass = runtime.narrow_gaussian_part(r, g[0], g[1])
-    if not accepted:
+    if not (accepted and runtime.narrow_is_local(r, b, mu, sigma2)):
         return False, runtime.NO_MOMENTS
     c = (g[2] * r**3 / 6.0, g[3] * r**4 / 24.0, g[4] * r**5 / 120.0, g[5] * r**6 / 720.0, g[6] * r**7 / 5040.0, g[7] * r**8 / 40320.0,)
     orders = _narrow_series(mu, math.sqrt(sigma2), c)

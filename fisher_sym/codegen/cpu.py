@@ -500,7 +500,7 @@ def _narrow_moments(r, b):
         return False, runtime.NO_MOMENTS
     value, g = _log_derivatives(b)
     accepted, mu, sigma2, log_mass = runtime.narrow_gaussian_part(r, g[0], g[1])
-    if not accepted:
+    if not (accepted and runtime.narrow_is_local(r, b, mu, sigma2)):
         return False, runtime.NO_MOMENTS
     c = ($c_tuple)
     orders = _narrow_series(mu, math.sqrt(sigma2), c)
