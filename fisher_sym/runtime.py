@@ -101,6 +101,10 @@ def constant_term(
     symbolic form: when the Gaussian lies far beyond that end, log_weight and the log mass
     are both huge (≈ ±y²/2) and cancel, so the mass is taken relative to the density there.
     """
+    if not (std > 0.0 and math.isfinite(mean)):
+        # A Gaussian term whose printed parameters overflow (erf's std = 1/sqrt(1 + 4r²) at
+        # r ≳ 1e154): taken as 0, a known limit (docs/numerics.md), not an exception.
+        return EMPTY_TERM
     y_lower, y_upper = _standardise(z_lower, z_upper, mean, std)
     if y_lower >= y_upper:
         return EMPTY_TERM
