@@ -8,6 +8,12 @@ Do not edit by hand: change the derivation in fisher_sym and regenerate.
 Derivation path: numerical (closed-form step + quadrature of the remainder).
 φ'(u)² has no closed-form Gaussian integral (factor erf(sqrt(2)*u/2) is not a polynomial or an
         exponential).
+Where N(b, r²) lies, to 40 deviations, beyond the points where ρ = φ'² − step is 0 in
+double precision (found at import), the block is the limit of φ'² there times I
+(saturation). Where r ≥ 16 (a wide Gaussian), the wide rule: the step in closed form
+and ρ by the Hermite series φ((u − b)/r) = φ(β)·Σ_k He_k(β)(ε(u − c))^k/k!, ε = 1/r,
+β = (b − c)/r, k ≤ 10, over the moments of ρ tabulated at import; accepted where the
+last terms are below 1e-16 of the sums.
 φ'² is analytic on the whole line. Else, where the fast rule checks itself (the bulk of
 (r, b)), φ'² = L−·Φ(−2u) + L+·Φ(2u) + ρs: the smooth step in closed form and the
 analytic remainder ρs by the trapezoidal rule in u, with ρs tabulated at import; a

@@ -8,6 +8,12 @@ Do not edit by hand: change the derivation in fisher_sym and regenerate.
 Derivation path: numerical (closed-form step + quadrature of the remainder).
 φ'(u)² has no closed-form Gaussian integral (factor 1/(1 + 2*exp(-u) + exp(-2*u)) is not a
         polynomial or an exponential).
+Where N(b, r²) lies, to 40 deviations, beyond the points where ρ = φ'² − step is 0 in
+double precision (found at import), the block is the limit of φ'² there times I
+(saturation). Where r ≥ 16 (a wide Gaussian), the wide rule: the step in closed form
+and ρ by the Hermite series φ((u − b)/r) = φ(β)·Σ_k He_k(β)(ε(u − c))^k/k!, ε = 1/r,
+β = (b − c)/r, k ≤ 10, over the moments of ρ tabulated at import; accepted where the
+last terms are below 1e-16 of the sums.
 Where N(b, r²) is narrow (small r, or a deep exponential tail) and clear of the kinks
 of φ'², the narrow rule (fisher_sym.narrow): with g_k the derivatives of log φ'² at
 b, exp(g_1·rz + g_2·r²z²/2)·φ(z) is integrated as a Gaussian and the rest

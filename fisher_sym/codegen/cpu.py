@@ -708,8 +708,17 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
         "symbolically; a unit is accepted where its highest order is below 1e-16 of each",
         "moment's size and the one before below 1e-8 (a few hundred flops, no quadrature).",
     ]
+    wide_lines = [
+        "Where N(b, r²) lies, to 40 deviations, beyond the points where ρ = φ'² − step is 0 in",
+        "double precision (found at import), the block is the limit of φ'² there times I",
+        "(saturation). Where r ≥ 16 (a wide Gaussian), the wide rule: the step in closed form",
+        "and ρ by the Hermite series φ((u − b)/r) = φ(β)·Σ_k He_k(β)(ε(u − c))^k/k!, ε = 1/r,",
+        "β = (b − c)/r, k ≤ 10, over the moments of ρ tabulated at import; accepted where the",
+        "last terms are below 1e-16 of the sums.",
+    ]
     derivation = [
         f"φ'(u)² has no closed-form Gaussian integral ({plan.reason}).",
+        *wide_lines,
         *narrow_lines,
         *(smooth if plan.smooth else []),
         "φ'² is split into a step and the leading exponential terms of its tails, integrated",
