@@ -217,11 +217,33 @@ def combine_terms(terms):
     """(A00, m1, v, q) from term summaries: A00 = Σ weights, and the mixture's mean m1,
     variance v = Σ w (v_t + (μ_t − m1)²)/A00 and q = Σ w (q_t − (μ_t − m1)²)/A00 = 1 − v.
     """
+    log_max, total, mean, variance, one_minus_variance = combine_terms_scaled(terms)
+    return math.exp(log_max) * total, mean, variance, one_minus_variance
+
+
+@numba.njit(cache=True)
+def overflowing_blocks(log_scale, total, m1, v):
+    """(A00, A0n, Ann) = exp(log_scale)·total·(1, m1, v + m1²), each formed in logs, for an
+    A00 that overflows while A0n may not (the cubic at r = 1e-200, b = 1e100: A0n ≈ 4rb³)."""
+    blocks = []
+    for factor in (1.0, m1, v + m1 * m1):
+        part = total * factor
+        if part == 0.0:
+            blocks.append(0.0)
+        else:
+            blocks.append(math.copysign(math.exp(log_scale + math.log(abs(part))), part))
+    return blocks[0], blocks[1], blocks[2]
+
+
+@numba.njit(cache=True)
+def combine_terms_scaled(terms):
+    """``combine_terms`` with A00 = exp(log_scale)·total left as (log_scale, total), so that an
+    A00 beyond the double range keeps its moments' products (``overflowing_blocks``)."""
     log_max = -math.inf
     for term in terms:
         log_max = max(log_max, term[1])
     if log_max == -math.inf:
-        return 0.0, 0.0, 1.0, 0.0
+        return -math.inf, 0.0, 0.0, 1.0, 0.0
     total = weighted_mean = 0.0
     for sign, log_weight, mean, _, _ in terms:
         weight = sign * math.exp(log_weight - log_max)
@@ -237,7 +259,7 @@ def combine_terms(terms):
         spread = (term_mean - mean) ** 2
         variance += weight * (term_variance + spread)
         one_minus_variance += weight * (term_one_minus_variance - spread)
-    return math.exp(log_max) * total, mean, variance, one_minus_variance
+    return log_max, total, mean, variance, one_minus_variance
 
 
 def warn_if_overflow(coefficients):

@@ -64,6 +64,22 @@ def _tilted_moments(r, b):
     return A00, m1, v, q
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _overflowing_blocks(r, b):
+    """(A00, A0n, Ann) where A00 overflows (a polynomial φ' far out), each formed in logs."""
+    # term 0: u in (-oo, oo): (u**2 + 1)**2
+    term_0 = runtime.polynomial_term(
+        coefficients=(1.0, 0.0, 2.0, 0.0, 1.0,),
+        log_weight=0.0, mean=0.0, std=1.0,
+        z_lower=-math.inf,
+        z_upper=math.inf, r=r, b=b,
+    )
+    log_scale, total, m1, v, _ = runtime.combine_terms_scaled((term_0,))
+    if r == 0.0:
+        m1, v = 0.0, 1.0
+    return runtime.overflowing_blocks(log_scale, total, m1, v)
+
+
 @numba.njit(cache=True)
 def _coefficients(r, b, damping):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ at (r, b); (0, 0, 0, 0) when G + damping·I = 0."""
@@ -119,8 +135,11 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
-        A0n[i] = total * m1 if m1 != 0.0 else 0.0  # total may overflow (a polynomial φ')
+        A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)
     return A00, A0n, Ann
 

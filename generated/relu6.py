@@ -76,6 +76,28 @@ def _tilted_moments(r, b):
     return A00, m1, v, q
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _overflowing_blocks(r, b):
+    """(A00, A0n, Ann) where A00 overflows (a polynomial φ' far out), each formed in logs."""
+    t0 = 1/r
+    t1 = (0.5)*math.log(2) + (0.5)*math.log(math.pi)
+    log_at_lower_0 = -(t1 + (0.5)*(-b*t0)**2)
+    log_at_upper_0 = -(t1 + (0.5)*(t0*(6 - b))**2)
+    # term 0: u in (0, 6): 1
+    term_0 = runtime.constant_term(
+        sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=runtime.kink_to_z(0.0, b, r),
+        z_upper=runtime.kink_to_z(6.0, b, r),
+        log_at_lower=log_at_lower_0,
+        log_at_upper=log_at_upper_0,
+    )
+    log_scale, total, m1, v, _ = runtime.combine_terms_scaled((term_0,))
+    if r == 0.0:
+        m1, v = 0.0, 1.0
+    return runtime.overflowing_blocks(log_scale, total, m1, v)
+
+
 @numba.njit(cache=True)
 def _coefficients(r, b, damping):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ at (r, b); (0, 0, 0, 0) when G + damping·I = 0."""
@@ -131,8 +153,11 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
-        A0n[i] = total * m1 if m1 != 0.0 else 0.0  # total may overflow (a polynomial φ')
+        A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)
     return A00, A0n, Ann
 

@@ -510,6 +510,12 @@ def _tilted_moments(r, b):
     return _split_moments(r, b)
 
 
+@numba.njit(cache=True)
+def _overflowing_blocks(r, b):
+    """φ'² is bounded on the numerical path: its blocks never overflow."""
+    return math.inf, math.inf, math.inf
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _split_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
@@ -642,8 +648,11 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
-        A0n[i] = total * m1 if m1 != 0.0 else 0.0  # total may overflow (a polynomial φ')
+        A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)
     return A00, A0n, Ann
 

@@ -172,6 +172,15 @@ def test_overflowing_blocks_are_inf(r, b):
         assert evaluate("cubic", r, b, 0.0)[0][1] == 0.0
 
 
+def test_finite_a0n_next_to_an_overflowing_a00():
+    """At r = 1e-200, b = 1e100 A00 ≈ b⁴ overflows but A0n = E[z·(1 + (rz + b)²)²] =
+    4rb³ + 12r³b + 4rb = 4e100 does not: formed in logs, not as inf·m1."""
+    blocks, _ = evaluate("cubic", 1e-200, 1e100, DAMPING)
+    assert relative_error(blocks[1], 4e100) <= BLOCK_TOLERANCE
+    blocks, _ = evaluate("cubic", 1.0, -1e100, DAMPING)
+    assert relative_error(blocks[1], -4e300 - 12e100 - 4e100) <= BLOCK_TOLERANCE
+
+
 @pytest.mark.parametrize("r, b", [(1e155, -1.7e308), (1e-155, -0.01)])
 def test_dead_relu_unit_with_damping(r, b):
     """Z was NaN (m1² overflowed next to a = 0): a block that is 0 in double precision is

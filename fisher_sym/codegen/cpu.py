@@ -124,6 +124,16 @@ $moments_body
     if r == 0.0:
         return A00, 0.0, 1.0, 0.0
     return A00, m1, v, q
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _overflowing_blocks(r, b):
+    """(A00, A0n, Ann) where A00 overflows (a polynomial φ' far out), each formed in logs."""
+$moments_body
+    log_scale, total, m1, v, _ = runtime.combine_terms_scaled(($term_names))
+    if r == 0.0:
+        m1, v = 0.0, 1.0
+    return runtime.overflowing_blocks(log_scale, total, m1, v)
 ''')
 
 NUMERICAL_MOMENTS = Template('''\
@@ -265,7 +275,13 @@ def _adaptive_remainder_sums(r, b, closed_tails):
     return total, magnitude, centre
 
 
-$narrow_section@numba.njit(cache=True, error_model="numpy")
+$narrow_section@numba.njit(cache=True)
+def _overflowing_blocks(r, b):
+    """φ'² is bounded on the numerical path: its blocks never overflow."""
+    return math.inf, math.inf, math.inf
+
+
+@numba.njit(cache=True, error_model="numpy")
 def $split_name(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""

@@ -18,8 +18,11 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
-        A0n[i] = total * m1 if m1 != 0.0 else 0.0  # total may overflow (a polynomial φ')
+        A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)
     return A00, A0n, Ann
 
