@@ -53,13 +53,14 @@ DERIVATION_PATH = "closed form"
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""
-    t0 = 4*r**2
-    t1 = t0 + 1
-    t2 = 1/t1
-    log_weight_0 = -2*b**2*t2 - 0.5*math.log1p(t0) - math.log(math.pi) + 2*math.log(2)
-    mean_0 = -4*b*r*t2
-    std_0 = 1/math.sqrt(t1)
-    one_minus_variance_0 = t0*t2
+    t0 = math.hypot(1.0, 2*r)
+    t1 = 1/t0
+    t2 = b*t1
+    t3 = r*t1
+    log_weight_0 = -2*t2**2 - math.log(t0) - math.log(math.pi) + 2*math.log(2)
+    mean_0 = -4*t2*t3
+    std_0 = t1
+    one_minus_variance_0 = 4*t3**2
     # term 0: u in (-oo, oo): (4/pi)*exp(-2*u**2)
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=log_weight_0, mean=mean_0, std=std_0,
@@ -76,13 +77,14 @@ def _tilted_moments(r, b):
 @numba.njit(cache=True, error_model="numpy")
 def _overflowing_blocks(r, b):
     """(A00, A0n, Ann) where A00 overflows (a polynomial φ' far out), each formed in logs."""
-    t0 = 4*r**2
-    t1 = t0 + 1
-    t2 = 1/t1
-    log_weight_0 = -2*b**2*t2 - 0.5*math.log1p(t0) - math.log(math.pi) + 2*math.log(2)
-    mean_0 = -4*b*r*t2
-    std_0 = 1/math.sqrt(t1)
-    one_minus_variance_0 = t0*t2
+    t0 = math.hypot(1.0, 2*r)
+    t1 = 1/t0
+    t2 = b*t1
+    t3 = r*t1
+    log_weight_0 = -2*t2**2 - math.log(t0) - math.log(math.pi) + 2*math.log(2)
+    mean_0 = -4*t2*t3
+    std_0 = t1
+    one_minus_variance_0 = 4*t3**2
     # term 0: u in (-oo, oo): (4/pi)*exp(-2*u**2)
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=log_weight_0, mean=mean_0, std=std_0,

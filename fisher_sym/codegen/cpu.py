@@ -21,7 +21,7 @@ from fisher_sym.codegen import statistics
 from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
 from fisher_sym.codegen.layer_template import CPU_LAYER_API
 from fisher_sym.codegen.mean_field import header_lines, render_section
-from fisher_sym.codegen.printer import print_assignments
+from fisher_sym.codegen.printer import Hypot1, print_assignments
 from fisher_sym.expectations import derive_mean_field
 from fisher_sym.gaussian import B, GaussianIntegrals, GaussianTerm, NumericalPlan, R, pieces
 from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
@@ -309,8 +309,40 @@ def _bound(kink: sp.Expr) -> str:
     return f"runtime.kink_to_z({_number(kink)}, b, r)"
 
 
+_H = sp.Symbol("h_", positive=True)
+
+
+def _without_squares(expression: sp.Expr, curvature: sp.Expr) -> sp.Expr:
+    """``expression`` with 1 + curvature·r² written as h² for h = hypot(1, √curvature·r), and
+    each term c·b^i·r^j/h^(i+j) as c·(b/h)^i·(r/h)^j: a Gaussian term's parameters (erf's
+    std = 1/√(1 + 4r²), mean = −4br/(1 + 4r²)) then stay finite where r² or b·r overflow."""
+    expression = expression.subs(1 + curvature * R**2, _H**2)
+    if not expression.has(_H):
+        return expression
+    terms = []
+    for term in sp.Add.make_args(sp.expand(expression)):
+        powers = term.as_powers_dict()
+        i, j, k = (sp.sympify(powers.get(symbol, 0)) for symbol in (B, R, _H))
+        if k != 0 and i.is_integer and j.is_integer and i >= 0 and j >= 0 and k == -(i + j):
+            coefficient = term / (B**i * R**j * _H**k)
+            term = (coefficient * sp.UnevaluatedExpr(B / _H) ** i
+                    * sp.UnevaluatedExpr(R / _H) ** j)
+        terms.append(term)
+    return sp.Add(*terms).subs(_H, Hypot1(sp.sqrt(curvature) * R))
+
+
 def _term_parameters(term: GaussianTerm) -> dict[str, sp.Expr]:
-    """The symbolic parameters of one term's runtime call, before printing."""
+    """The symbolic parameters of one term's runtime call, before printing (a Gaussian term's
+    in forms that do not overflow through r², ``_without_squares``)."""
+    parameters = _raw_term_parameters(term)
+    if term.q2 != 0 and (-2 * term.q2).is_positive:
+        curvature = -2 * term.q2
+        parameters = {key: _without_squares(value, curvature) for key, value in parameters.items()}
+    return parameters
+
+
+def _raw_term_parameters(term: GaussianTerm) -> dict[str, sp.Expr]:
+    """The symbolic parameters of one term's runtime call."""
     if term.is_constant:
         (constant,) = term.polynomial
         parameters = {
