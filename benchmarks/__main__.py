@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import glob
 import importlib
+import importlib.util
 import os
 import platform
 import statistics
@@ -525,6 +526,10 @@ def main(argv=None):
 
     print()
     print(gpu_report(arguments.min_time, arguments.max_repeats, shapes))
+    if importlib.util.find_spec("torch") is not None:
+        from benchmarks import training
+
+        training.print_training_rows(timed, arguments.min_time, arguments.max_repeats)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ import sympy
 __all__ = [
     "U",
     "fisher_blocks_mp",
+    "fisher_blocks_in_u_mp",
     "inverse_coefficients_mp",
     "inverse_coefficients_of",
     "activation_moments_mp",
@@ -470,6 +471,63 @@ def _real_zeros(phi: sympy.Expr) -> tuple[sympy.Expr, ...]:
 # --------------------------------------------------------------------------------------------
 # Inverse coefficients
 # --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _limits_at_infinity(phi: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """(L-, L+): the limits of phi'(u)^2 at -inf and +inf (finite for a bounded phi')."""
+    g = _derivative(phi) ** 2
+    return tuple(sympy.limit(g, U, end) for end in (-sympy.oo, sympy.oo))
+
+
+def fisher_blocks_in_u_mp(phi, r, b, window: float = 200.0, dps: int = 40, for_inverse=False):
+    """(A00, A0n, Ann) by quadrature in u = rz + b rather than in z, for a wide Gaussian
+    (large r), where every feature of phi'^2 sits in a sliver of z of width 1/r:
+
+        E[phi'(u)^2 z^k] = L+ E[z^k; z > z0] + L- E[z^k; z < z0]
+                           + int (phi'(u)^2 - L+ [u > 0] - L- [u < 0]) z^k phi(z) du / r,
+
+    z = (u - b)/r, z0 = -b/r, with L+- the limits of phi'^2 at +-inf; the half-line Gaussian
+    moments in closed form and the rest (which decays) over [-window, window], split at the
+    kinks of phi'. With ``for_inverse`` the working precision is ``dps`` plus twice the decimal
+    exponent of r, so that A00 Ann - A0n^2 (of relative size 1/r^2) survives for
+    ``inverse_coefficients_mp`` (slow for r beyond 1e50).
+    Needs phi'^2 bounded with limits at +-inf, and its rest negligible beyond the window.
+    """
+    lower_limit, upper_limit = _limits_at_infinity(phi)
+    extra = 2 * max(0, int(math.log10(float(r)) + 1)) if for_inverse else 0
+    digits = dps + extra + _GUARD_DPS
+    with mpmath.workdps(digits):
+        r_mp, b_mp = _to_mpf(r), _to_mpf(b)
+        g = _mp_dphi_sq(phi)
+        low, high = mpmath.mpf(lower_limit), mpmath.mpf(upper_limit)
+        z0 = -b_mp / r_mp
+        density = mpmath.npdf(z0)
+        above, below = mpmath.ncdf(-z0), mpmath.ncdf(z0)
+        steps = (
+            high * above + low * below,
+            high * density - low * density,
+            high * (above + z0 * density) + low * (below - z0 * density),
+        )
+        edges = {mpmath.mpf(x) for x in (0, 1, 2, 5, 10, 20, 50, 100)}
+        edges |= {-e for e in edges} | {mpmath.mpf(window), -mpmath.mpf(window)}
+        edges |= {mpmath.mpf(float(k)) for k in _auto_kinks(phi) if abs(float(k)) < window}
+        edges = sorted(e for e in edges if abs(e) <= window)
+
+        def rest(u):
+            step = high if u > 0 else low if u < 0 else (high + low) / 2
+            return g(u) - step
+
+        # The integrand relative to the Gaussian at u = 0: mpmath.quad's tolerance is absolute,
+        # and the integral may be 1e-200.
+        blocks = []
+        for k in range(3):
+            def integrand(u, k=k):
+                z = (u - b_mp) / r_mp
+                return rest(u) * z**k * mpmath.exp((z0 - z) * (z0 + z) / 2)
+
+            blocks.append(steps[k] + density / r_mp * mpmath.quad(integrand, edges))
+        return tuple(blocks)
 
 
 def inverse_coefficients_mp(A00, A0n, Ann, damping=0, dps: int = 40):

@@ -101,6 +101,10 @@ def constant_term(
     symbolic form: when the Gaussian lies far beyond that end, log_weight and the log mass
     are both huge (≈ ±y²/2) and cancel, so the mass is taken relative to the density there.
     """
+    if not (std > 0.0 and math.isfinite(mean)):
+        # A Gaussian term whose printed parameters overflow (erf's std = 1/sqrt(1 + 4r²) at
+        # r ≳ 1e154): taken as 0, a known limit (docs/numerics.md), not an exception.
+        return EMPTY_TERM
     y_lower, y_upper = _standardise(z_lower, z_upper, mean, std)
     if y_lower >= y_upper:
         return EMPTY_TERM
@@ -121,12 +125,16 @@ def constant_term(
 
 
 @numba.njit(cache=True)
-def _taylor_shift(coefficients, origin, step, shifted):
+def _taylor_shift(coefficients, origin, step, shifted, outer=1.0, inner=1.0):
     """Fill ``shifted`` (length degree + 1) with the coefficients in s of P(origin + step·s),
-    for P(u) = Σ_k coefficients[k] u^k."""
+    for P(u) = Σ_k coefficients[k] u^k, or with size = outer·inner, of
+    P(size·(origin + step·s))/size^degree (pass origin and step divided by size): its
+    coefficients are coefficients[k]·size^(k − degree). A size above 1 keeps a far origin from
+    overflowing; two factors, so that size itself does not."""
     degree = len(coefficients) - 1
     for k in range(degree + 1):
-        shifted[k] = coefficients[k]
+        power = float(k - degree)
+        shifted[k] = coefficients[k] * math.pow(outer, power) * math.pow(inner, power)
     # Repeated synthetic division by (u − origin) gives the Taylor coefficients at origin.
     for k in range(degree):
         for j in range(degree - 1, k - 1, -1):
@@ -135,6 +143,15 @@ def _taylor_shift(coefficients, origin, step, shifted):
     for k in range(degree + 1):
         shifted[k] *= scale
         scale *= step
+
+
+@numba.njit(cache=True)
+def _power_of_two_above(x):
+    """The least power of two ≥ x, at least 1 and at most 2^1023: scaling by it is exact."""
+    if not x > 1.0:
+        return 1.0
+    _, exponent = math.frexp(x)
+    return math.ldexp(1.0, min(exponent, 1023))
 
 
 @numba.njit(cache=True)
@@ -155,9 +172,17 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
     moments = scratch(SCRATCH_SIZE)[: degree + 3]
     log_scale, anchor = normal_interval_moments(y_lower, y_upper, moments)
     z_anchor = mean + std * anchor
-    step = r * std
+    # P is evaluated at u = r·z_anchor + b + r·std·s divided by size^degree, size the larger
+    # of 1 and the scales of u (powers of two), so that far out (|b| or r beyond about 1e77
+    # for degree 4) it does not overflow; size is a product of two factors so that it does
+    # not either. The scaling is exact: only log|mass| + log size rounds differently.
+    outer = _power_of_two_above(max(r, abs(b)))
+    inner = _power_of_two_above(max(std, abs(z_anchor)))
+    origin = ((r / outer) * z_anchor + b / outer) / inner
+    step = (r / outer) * std / inner
     shifted = scratch(SCRATCH_SIZE)[: degree + 1]
-    _taylor_shift(coefficients, r * z_anchor + b, step, shifted)
+    _taylor_shift(coefficients, origin, step, shifted, outer, inner)
+    log_size = degree * (math.log(outer) + math.log(inner))
     mass = first = second = 0.0
     for j in range(degree + 1):
         mass += shifted[j] * moments[j]
@@ -180,7 +205,7 @@ def polynomial_term(coefficients, log_weight, mean, std, z_lower, z_upper, r, b)
         one_minus_variance = (1.0 - std * std) + std * std * y_one_minus_variance
     return (
         math.copysign(1.0, mass),
-        log_weight + log_scale + math.log(abs(mass)),
+        log_weight + log_scale + log_size + math.log(abs(mass)),
         z_anchor + std * offset,
         variance,
         one_minus_variance,
@@ -192,11 +217,33 @@ def combine_terms(terms):
     """(A00, m1, v, q) from term summaries: A00 = Σ weights, and the mixture's mean m1,
     variance v = Σ w (v_t + (μ_t − m1)²)/A00 and q = Σ w (q_t − (μ_t − m1)²)/A00 = 1 − v.
     """
+    log_max, total, mean, variance, one_minus_variance = combine_terms_scaled(terms)
+    return math.exp(log_max) * total, mean, variance, one_minus_variance
+
+
+@numba.njit(cache=True)
+def overflowing_blocks(log_scale, total, m1, v):
+    """(A00, A0n, Ann) = exp(log_scale)·total·(1, m1, v + m1²), each formed in logs, for an
+    A00 that overflows while A0n may not (the cubic at r = 1e-200, b = 1e100: A0n ≈ 4rb³)."""
+    blocks = []
+    for factor in (1.0, m1, v + m1 * m1):
+        part = total * factor
+        if part == 0.0:
+            blocks.append(0.0)
+        else:
+            blocks.append(math.copysign(math.exp(log_scale + math.log(abs(part))), part))
+    return blocks[0], blocks[1], blocks[2]
+
+
+@numba.njit(cache=True)
+def combine_terms_scaled(terms):
+    """``combine_terms`` with A00 = exp(log_scale)·total left as (log_scale, total), so that an
+    A00 beyond the double range keeps its moments' products (``overflowing_blocks``)."""
     log_max = -math.inf
     for term in terms:
         log_max = max(log_max, term[1])
     if log_max == -math.inf:
-        return 0.0, 0.0, 1.0, 0.0
+        return -math.inf, 0.0, 0.0, 1.0, 0.0
     total = weighted_mean = 0.0
     for sign, log_weight, mean, _, _ in terms:
         weight = sign * math.exp(log_weight - log_max)
@@ -212,7 +259,7 @@ def combine_terms(terms):
         spread = (term_mean - mean) ** 2
         variance += weight * (term_variance + spread)
         one_minus_variance += weight * (term_one_minus_variance - spread)
-    return math.exp(log_max) * total, mean, variance, one_minus_variance
+    return log_max, total, mean, variance, one_minus_variance
 
 
 def warn_if_overflow(coefficients):
@@ -948,6 +995,28 @@ def narrow_gaussian_part(r, g1, g2):
     return True, slope * sigma2, sigma2, -0.5 * math.log1p(-curvature) + 0.5 * slope * slope * sigma2
 
 
+#: Up to this r the narrow rule trusts its own check: N(b, r²) then reaches at most
+#: Z_LIMIT·r = 1.25 from b, inside the radius within which the derivatives of log φ'² at b
+#: describe φ'² (about π/2 for tanh).
+NARROW_LOCAL_RADIUS = 1.0 / 32.0
+
+
+@numba.njit(cache=True)
+def narrow_is_local(r, b, mu, sigma2):
+    """Whether the narrow rule's Gaussian stays where the derivatives of log φ'² at b describe
+    φ'²: r ≤ NARROW_LOCAL_RADIUS, or the tilted Gaussian N(b + r·μ, r²σ²) and N(b, r²) both lie,
+    to Z_LIMIT deviations, on b's side of u = 0. Far out the derivatives underflow (SiLU at
+    b = 3000: φ'² = 1 and every g_k = 0 in double precision) and the series would pass a
+    Gaussian of width r = 1000 that reaches the bend of φ'² at u = 0."""
+    if r <= NARROW_LOCAL_RADIUS:
+        return True
+    reach = Z_LIMIT * r * max(1.0, math.sqrt(sigma2))
+    centre = b + r * mu
+    if b > 0.0:
+        return min(b, centre) - reach > 0.0
+    return max(b, centre) + reach < 0.0
+
+
 @numba.njit(cache=True)
 def narrow_moments(r, value, g2, mu, sigma2, log_mass, orders):
     """(accepted, (A00, m1, v, q)) from the narrow rule's parts: φ'(b)² = ``value``, the
@@ -987,6 +1056,192 @@ def narrow_moments(r, value, g2, mu, sigma2, log_mass, orders):
     if not (math.isfinite(total) and math.isfinite(m1) and math.isfinite(v) and math.isfinite(q)):
         return False, NO_MOMENTS
     return True, (total, m1, v, q)
+
+
+# --- the wide rule: a Gaussian flat on the scale of ρ (large r) -------------------------------
+#
+# For large r, N(b, r²) is flat on the scale on which φ'² varies. With the step
+# L−·[u < 0] + L+·[u > 0] in closed form (``step_terms``, exact for every r and b), the
+# remainder ρ = φ'² − step (its exponential tail terms included) decays on both sides, and
+#     E[h(rz + b)] = ∫ h(u) φ((u − b)/r)/r du,   φ((u − b)/r) = φ(β − εw) = φ(β)·Σ_k He_k(β)(εw)^k/k!
+# with ε = 1/r, w = u − c (c the centre of |ρ|), β = (b − c)/r and He_k the Hermite polynomials
+# (their generating function exp(βt − t²/2)), so the tilted moments of w need only the moments
+#     M_k = ∫ (u − c)^k ρ(u) du,
+# tabulated once per module at import (``wide_rule_table``):
+#     N_j = Σ_k He_k(β) ε^k M_(k+j)/k!,   mass = ε·φ(β)·N_0,   z = εw − β,
+#     mean of z = ε·N_1/N_0 − β,   variance of z = ε²·(N_2/N_0 − (N_1/N_0)²).
+# The variance is ε² times that of w, so it keeps its relative accuracy where it is far below 1
+# (tanh at r = 1e150 has v ≈ 1e-300), which no sum over z could give. The rule checks itself per
+# unit: the last two terms of each N_j below WIDE_TOLERANCE and its square root of the summed
+# |terms| (|b| ≪ r² and r ≫ 1, the width of ρ). Beyond WIDE_DEVIATIONS deviations (|β| > 40)
+# φ(β) ≤ exp(−800): the remainder is 0 in double precision and only the step is left.
+
+#: The Hermite series keeps the terms k = 0 … WIDE_ORDER.
+WIDE_ORDER = 10
+#: The last term of each series must be below this fraction of its summed |terms|.
+WIDE_TOLERANCE = 1e-16
+#: Below this radius the wide rule is not tried (its series would not converge).
+WIDE_MIN_RADIUS = 16.0
+#: |β| beyond which φ(β) is below exp(−800).
+WIDE_DEVIATIONS = Z_LIMIT
+#: The moments of ρ are summed by 20-point Gauss–Legendre panels of width WIDE_PANEL within
+#: ±WIDE_INNER and 4·WIDE_PANEL beyond, over [−WIDE_HALF_WIDTH, WIDE_HALF_WIDTH] (split at ρ's
+#: kinks); ρ must have decayed at both ends (softplus: exp(−u), so the window is wide).
+WIDE_HALF_WIDTH = 192.0
+WIDE_INNER = 32.0
+WIDE_PANEL = 0.5
+#: What |u − c|^(WIDE_ORDER + 2)·|ρ| beyond |u| = 144 may add to the moments, relative to ∫|ρ|.
+WIDE_DECAY_TOLERANCE = 1e-18
+
+
+def wide_rule_table(remainder, closed_tails, kinks):
+    """(valid, centre, moments) of the wide rule: moments[k] = ∫ (u − centre)^k ρ(u) du for
+    k = 0 … WIDE_ORDER + 2, ρ = ``remainder(u, closed_tails)``, centre the mean of u under |ρ|;
+    valid where ρ decays fast enough that the moments converge inside the window (an
+    algebraic decay, such as 1/(1 + u²)², is refused: some moments diverge). Plain Python over
+    a compiled ``remainder``: run at import."""
+    inner = np.arange(-WIDE_INNER, WIDE_INNER + WIDE_PANEL / 2, WIDE_PANEL)
+    outer = np.arange(WIDE_INNER, WIDE_HALF_WIDTH + WIDE_PANEL, 4 * WIDE_PANEL)
+    edges = np.concatenate([-outer, inner, outer])
+    kinks = np.asarray(kinks, dtype=np.float64)
+    edges = np.unique(np.concatenate([edges, kinks[np.abs(kinks) < WIDE_HALF_WIDTH]]))
+    half = 0.5 * np.diff(edges)[:, None]
+    middle = 0.5 * (edges[1:] + edges[:-1])[:, None]
+    nodes = (middle + half * GL_NODES).ravel()
+    weights = (half * GL_WEIGHTS).ravel()
+    values = np.array([remainder(u, closed_tails)[0] for u in nodes])
+    count = WIDE_ORDER + 3
+    if not np.all(np.isfinite(values)):
+        return False, 0.0, np.zeros(count)
+    size = float(np.sum(weights * np.abs(values)))
+    if size == 0.0:
+        return False, 0.0, np.zeros(count)
+    centre = float(np.sum(weights * nodes * np.abs(values)) / size)
+    mirrored = np.array_equal(nodes, -nodes[::-1]) and np.allclose(
+        values, values[::-1], rtol=1e-13, atol=0.0
+    )
+    if mirrored:  # an even φ'² (tanh, sigmoid): odd moments exactly 0, so m1 = 0 at b = 0
+        centre = 0.0
+    offsets = nodes - centre
+    moments = np.array([math.fsum(weights * offsets**k * values) for k in range(count)])
+    if mirrored:
+        moments[1::2] = 0.0
+    outer = np.abs(nodes) > 0.75 * WIDE_HALF_WIDTH
+    edge = float(np.sum(weights[outer] * np.abs(offsets[outer]) ** (count - 1) * np.abs(values[outer])))
+    return bool(edge <= WIDE_DECAY_TOLERANCE * size), centre, moments
+
+
+@numba.njit(cache=True)
+def step_terms(limits, r, b):
+    """Summaries of L−·[u < 0] and L+·[u > 0] over z ~ N(0, 1), u = rz + b, (L−, L+) = limits."""
+    kink = kink_to_z(0.0, b, r)
+    lower = upper = EMPTY_TERM
+    at_kink = -0.5 * kink * kink - 0.5 * math.log(2.0 * math.pi)
+    if limits[0] != 0.0:
+        log_limit = math.log(abs(limits[0]))
+        lower = constant_term(math.copysign(1.0, limits[0]), log_limit, 0.0, 1.0, 0.0,
+                              -math.inf, kink, math.nan, log_limit + at_kink)
+    if limits[1] != 0.0:
+        log_limit = math.log(abs(limits[1]))
+        upper = constant_term(math.copysign(1.0, limits[1]), log_limit, 0.0, 1.0, 0.0,
+                              kink, math.inf, log_limit + at_kink)
+    return lower, upper
+
+
+@numba.njit(cache=True)
+def wide_moments(r, b, table, limits):
+    """(accepted, (A00, m1, v, q)) by the wide rule (see above): the step in closed form plus
+    the remainder by its Hermite series, where that series checks itself."""
+    valid, centre, moments = table
+    if not (valid and r >= WIDE_MIN_RADIUS and math.isfinite(r)):
+        return False, NO_MOMENTS
+    epsilon = 1.0 / r
+    beta = (b - centre) / r
+    remainder = EMPTY_TERM
+    sums = np.zeros(3)
+    if abs(beta) <= WIDE_DEVIATIONS:
+        sizes = np.zeros(3)
+        last = np.zeros(3)
+        before = np.zeros(3)
+        hermite_before, hermite = 0.0, 1.0  # He_(k−1)(β), He_k(β)
+        factor = 1.0  # ε^k/k!
+        for k in range(WIDE_ORDER + 1):
+            for j in range(3):
+                term = hermite * factor * moments[k + j]
+                sums[j] += term
+                sizes[j] += abs(term)
+                before[j] = last[j]
+                last[j] = term
+            hermite_before, hermite = hermite, beta * hermite - k * hermite_before
+            factor *= epsilon / (k + 1)
+        for j in range(3):
+            if not (abs(last[j]) <= WIDE_TOLERANCE * sizes[j]
+                    and abs(before[j]) <= math.sqrt(WIDE_TOLERANCE) * sizes[j]):
+                return False, NO_MOMENTS
+        if not abs(sums[0]) >= 1e-8 * sizes[0]:  # ρ's mass cancels: its moments would not
+            return False, NO_MOMENTS
+        shift = sums[1] / sums[0]
+        spread = epsilon * epsilon * (sums[2] / sums[0] - shift * shift)
+        remainder = (
+            math.copysign(1.0, sums[0]),
+            -math.log(r) - 0.5 * beta * beta - 0.5 * math.log(2.0 * math.pi) + math.log(abs(sums[0])),
+            epsilon * shift - beta,
+            spread,
+            1.0 - spread,
+        )
+    lower, upper = step_terms(limits, r, b)
+    if limits[0] == 0.0 and limits[1] == 0.0:
+        # ρ is φ'² itself: its moments as they are (a mixture of one would round the mean
+        # into a variance that may be far below 1).
+        # The mass as a product, not exp(log): the log of a mass near 1e-300 would carry an
+        # absolute rounding of 1e-13.
+        if remainder[1] == -math.inf:
+            return True, NO_MOMENTS
+        density = math.exp(-0.5 * beta * beta) / math.sqrt(2.0 * math.pi)
+        return True, (epsilon * density * abs(sums[0]), remainder[2], remainder[3], remainder[4])
+    return True, combine_terms((lower, upper, remainder))
+
+
+# --- saturation: the Gaussian where φ'² is its limit to double precision ----------------------
+#
+# Where N(b, r²) lies, to Z_LIMIT deviations, on a side u > U+ (u < −U−) beyond which the
+# remainder ρ = φ'² − step and its derivatives are below the smallest normal double, φ'² is
+# L+ (L−) on the whole Gaussian: A00 = L±, m1 = 0, v = 1, q = 0 (with L± = 0, A00 = 0: a dead
+# unit). ``saturation_points`` finds U± once per module, at import; beyond them a printed form
+# of ρ may overflow into inf·0 (u²·exp(−u) at u = 1e200), which this rule never evaluates.
+
+
+def saturation_points(remainder, closed_tails):
+    """(U−, U+): ρ, ρ', ρ'' are below the smallest normal double (or not finite: a printed
+    form that overflows where ρ has decayed) at every point u = ±2^(k/4) beyond U±, up to the
+    largest double; inf on a side where they are not."""
+    tiny = np.finfo(np.float64).tiny
+    exponents = np.arange(0, 4 * 1024) / 4.0
+    points = []
+    for side in (-1.0, 1.0):
+        point = math.inf
+        for exponent in exponents[::-1]:
+            u = side * 2.0**exponent
+            if not math.isfinite(u):
+                continue
+            values = remainder(u, closed_tails)
+            if all(abs(x) < tiny or not math.isfinite(x) for x in values):
+                point = 2.0 ** min(float(exponent) + 0.25, 1023.0)
+            else:
+                break
+        points.append(point)
+    return points[0], points[1]
+
+
+@numba.njit(cache=True)
+def saturated_moments(r, b, points, limits):
+    """(accepted, (A00, m1, v, q)) where N(b, r²) lies beyond a saturation point (above)."""
+    spread = Z_LIMIT * r
+    if b - spread > points[1]:
+        return True, (limits[1], 0.0, 1.0, 0.0)
+    if b + spread < -points[0]:
+        return True, (limits[0], 0.0, 1.0, 0.0)
+    return False, NO_MOMENTS
 
 
 # --- the hard split's tail rule: the trapezoidal rule for ρ away from its kinks ---------------

@@ -53,13 +53,14 @@ DERIVATION_PATH = "closed form"
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""
-    t0 = 4*r**2
-    t1 = t0 + 1
-    t2 = 1/t1
-    log_weight_0 = -2*b**2*t2 - 0.5*math.log1p(t0) - math.log(math.pi) + 2*math.log(2)
-    mean_0 = -4*b*r*t2
-    std_0 = 1/math.sqrt(t1)
-    one_minus_variance_0 = t0*t2
+    t0 = math.hypot(1.0, 2*r)
+    t1 = 1/t0
+    t2 = b*t1
+    t3 = r*t1
+    log_weight_0 = -2*t2**2 - math.log(t0) - math.log(math.pi) + 2*math.log(2)
+    mean_0 = -4*t2*t3
+    std_0 = t1
+    one_minus_variance_0 = 4*t3**2
     # term 0: u in (-oo, oo): (4/pi)*exp(-2*u**2)
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=log_weight_0, mean=mean_0, std=std_0,
@@ -71,6 +72,30 @@ def _tilted_moments(r, b):
     if r == 0.0:
         return A00, 0.0, 1.0, 0.0
     return A00, m1, v, q
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _overflowing_blocks(r, b):
+    """(A00, A0n, Ann) where A00 overflows (a polynomial φ' far out), each formed in logs."""
+    t0 = math.hypot(1.0, 2*r)
+    t1 = 1/t0
+    t2 = b*t1
+    t3 = r*t1
+    log_weight_0 = -2*t2**2 - math.log(t0) - math.log(math.pi) + 2*math.log(2)
+    mean_0 = -4*t2*t3
+    std_0 = t1
+    one_minus_variance_0 = 4*t3**2
+    # term 0: u in (-oo, oo): (4/pi)*exp(-2*u**2)
+    term_0 = runtime.constant_term(
+        sign=1.0, log_weight=log_weight_0, mean=mean_0, std=std_0,
+        one_minus_variance=one_minus_variance_0,
+        z_lower=-math.inf,
+        z_upper=math.inf,
+    )
+    log_scale, total, m1, v, _ = runtime.combine_terms_scaled((term_0,))
+    if r == 0.0:
+        m1, v = 0.0, 1.0
+    return runtime.overflowing_blocks(log_scale, total, m1, v)
 
 
 @numba.njit(cache=True)
@@ -86,14 +111,27 @@ def _coefficients_of_moments(A00, m1, v, q, damping):
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
-    if damping == 0.0 and v == 0.0:
-        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
-        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
-        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
-        along = math.inf if m1 != 0.0 else 0.0
-        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+    if s == math.inf:
+        # A00 overflows (a polynomial φ' far out): every coefficient is ∝ 1/A00, below the
+        # double range.
+        return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0:
+        if v == 0.0:
+            # G is singular in double precision: its variance along ŵ underflows (a bounded
+            # φ' at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the
+            # double range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+            along = math.inf if m1 != 0.0 else 0.0
+            return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+        # The forms below at l = 0, with each small numerator divided by v before the large
+        # 1/A00 multiplies it: 1/(A00·v) alone may overflow where m1 = 0 (inf·0).
+        along = m1 / v
+        return 1.0 / A00, (q / v) / A00, -along / A00, (m1 * along) / A00
     a = A00 / s
     l = damping / s
+    if a == 0.0:
+        # A00 is below the last bit of damping (a dead unit): G + damping·I = damping·I in
+        # double precision, while m1² may overflow (the tilted mean of a vanishing mass).
+        return 1.0 / s, 0.0, 0.0, 0.0
     c0 = 1/s
     c1 = c0/(a + l)
     c2 = m1**2
@@ -115,6 +153,9 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
         A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)

@@ -8,6 +8,12 @@ Do not edit by hand: change the derivation in fisher_sym and regenerate.
 Derivation path: numerical (closed-form step + quadrature of the remainder).
 φ'(u)² has no closed-form Gaussian integral (factor erf(sqrt(2)*u/2) is not a polynomial or an
         exponential).
+Where N(b, r²) lies, to 40 deviations, beyond the points where ρ = φ'² − step is 0 in
+double precision (found at import), the block is the limit of φ'² there times I
+(saturation). Where r ≥ 16 (a wide Gaussian), the wide rule: the step in closed form
+and ρ by the Hermite series φ((u − b)/r) = φ(β)·Σ_k He_k(β)(ε(u − c))^k/k!, ε = 1/r,
+β = (b − c)/r, k ≤ 10, over the moments of ρ tabulated at import; accepted where the
+last terms are below 1e-16 of the sums.
 φ'² is analytic on the whole line. Else, where the fast rule checks itself (the bulk of
 (r, b)), φ'² = L−·Φ(−2u) + L+·Φ(2u) + ρs: the smooth step in closed form and the
 analytic remainder ρs by the trapezoidal rule in u, with ρs tabulated at import; a
@@ -160,6 +166,14 @@ TAIL_RULE_PATTERNS = ((True, ), )
 _TAIL_RULE_TABLES = tuple(
     runtime.split_remainder_table(_remainder, pattern) for pattern in TAIL_RULE_PATTERNS
 )
+# The wide rule (runtime.wide_moments) and saturation (runtime.saturated_moments): the limits
+# (L−, L+) of φ'² at ±∞, ``closed_tails`` with the step's terms alone in closed form (so that
+# ρ = φ'² − step), the moments of that ρ and the points beyond which it is 0 in double
+# precision, found once, at import.
+WIDE_LIMITS = (0.0, 1.0)
+WIDE_TAILS = (True, )
+_WIDE_TABLE = runtime.wide_rule_table(_remainder, WIDE_TAILS, REMAINDER_KINKS)
+_SATURATION_POINTS = runtime.saturation_points(_remainder, WIDE_TAILS)
 
 
 @numba.njit(cache=True)
@@ -272,18 +286,31 @@ def _adaptive_remainder_sums(r, b, closed_tails):
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
+    """(A00, m1, v, q) as ``_split_moments``: by saturation, the wide rule or the fast rule
+    where one of them accepts."""
+    accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
+    if accepted:
+        return moments
+    accepted, moments = runtime.wide_moments(r, b, _WIDE_TABLE, WIDE_LIMITS)
+    if accepted:
+        return moments
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
     if accepted:
         return moments
     return _split_moments(r, b)
 
 
+@numba.njit(cache=True)
+def _overflowing_blocks(r, b):
+    """φ'² is bounded on the numerical path: its blocks never overflow."""
+    return math.inf, math.inf, math.inf
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _split_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
-    log_at_lower_0 = -0.5*b**2/r**2 - 0.5*math.log(math.pi) - 0.5*math.log(2)
+    log_at_lower_0 = -((0.5)*math.log(2) + (0.5)*math.log(math.pi) + (0.5)*(-b/r)**2)
     # term 0: u in (0, oo): 1
     term_0 = runtime.constant_term(
         sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
@@ -315,14 +342,27 @@ def _coefficients_of_moments(A00, m1, v, q, damping):
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
-    if damping == 0.0 and v == 0.0:
-        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
-        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
-        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
-        along = math.inf if m1 != 0.0 else 0.0
-        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+    if s == math.inf:
+        # A00 overflows (a polynomial φ' far out): every coefficient is ∝ 1/A00, below the
+        # double range.
+        return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0:
+        if v == 0.0:
+            # G is singular in double precision: its variance along ŵ underflows (a bounded
+            # φ' at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the
+            # double range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+            along = math.inf if m1 != 0.0 else 0.0
+            return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+        # The forms below at l = 0, with each small numerator divided by v before the large
+        # 1/A00 multiplies it: 1/(A00·v) alone may overflow where m1 = 0 (inf·0).
+        along = m1 / v
+        return 1.0 / A00, (q / v) / A00, -along / A00, (m1 * along) / A00
     a = A00 / s
     l = damping / s
+    if a == 0.0:
+        # A00 is below the last bit of damping (a dead unit): G + damping·I = damping·I in
+        # double precision, while m1² may overflow (the tilted mean of a vanishing mass).
+        return 1.0 / s, 0.0, 0.0, 0.0
     c0 = 1/s
     c1 = c0/(a + l)
     c2 = m1**2
@@ -344,6 +384,9 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
         A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)

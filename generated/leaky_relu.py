@@ -53,7 +53,7 @@ DERIVATION_PATH = "closed form"
 def _tilted_moments(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z)."""
-    t0 = (0.5)*b**2/r**2 + (0.5)*math.log(2) + (0.5)*math.log(math.pi)
+    t0 = (0.5)*math.log(2) + (0.5)*math.log(math.pi) + (0.5)*(-b/r)**2
     log_at_upper_0 = -t0 - 4*math.log(10)
     log_at_lower_1 = -t0
     # term 0: u in (-oo, 0): 1/10000
@@ -78,6 +78,34 @@ def _tilted_moments(r, b):
     return A00, m1, v, q
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _overflowing_blocks(r, b):
+    """(A00, A0n, Ann) where A00 overflows (a polynomial φ' far out), each formed in logs."""
+    t0 = (0.5)*math.log(2) + (0.5)*math.log(math.pi) + (0.5)*(-b/r)**2
+    log_at_upper_0 = -t0 - 4*math.log(10)
+    log_at_lower_1 = -t0
+    # term 0: u in (-oo, 0): 1/10000
+    term_0 = runtime.constant_term(
+        sign=1.0, log_weight=-9.210340371976184, mean=0.0, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=-math.inf,
+        z_upper=runtime.kink_to_z(0.0, b, r),
+        log_at_upper=log_at_upper_0,
+    )
+    # term 1: u in (0, oo): 1
+    term_1 = runtime.constant_term(
+        sign=1.0, log_weight=0.0, mean=0.0, std=1.0,
+        one_minus_variance=0.0,
+        z_lower=runtime.kink_to_z(0.0, b, r),
+        z_upper=math.inf,
+        log_at_lower=log_at_lower_1,
+    )
+    log_scale, total, m1, v, _ = runtime.combine_terms_scaled((term_0, term_1,))
+    if r == 0.0:
+        m1, v = 0.0, 1.0
+    return runtime.overflowing_blocks(log_scale, total, m1, v)
+
+
 @numba.njit(cache=True)
 def _coefficients(r, b, damping):
     """(Abar00, X, Y, Z) of (G + damping·I)⁻¹ at (r, b); (0, 0, 0, 0) when G + damping·I = 0."""
@@ -91,14 +119,27 @@ def _coefficients_of_moments(A00, m1, v, q, damping):
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
-    if damping == 0.0 and v == 0.0:
-        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
-        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
-        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
-        along = math.inf if m1 != 0.0 else 0.0
-        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+    if s == math.inf:
+        # A00 overflows (a polynomial φ' far out): every coefficient is ∝ 1/A00, below the
+        # double range.
+        return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0:
+        if v == 0.0:
+            # G is singular in double precision: its variance along ŵ underflows (a bounded
+            # φ' at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the
+            # double range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+            along = math.inf if m1 != 0.0 else 0.0
+            return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+        # The forms below at l = 0, with each small numerator divided by v before the large
+        # 1/A00 multiplies it: 1/(A00·v) alone may overflow where m1 = 0 (inf·0).
+        along = m1 / v
+        return 1.0 / A00, (q / v) / A00, -along / A00, (m1 * along) / A00
     a = A00 / s
     l = damping / s
+    if a == 0.0:
+        # A00 is below the last bit of damping (a dead unit): G + damping·I = damping·I in
+        # double precision, while m1² may overflow (the tilted mean of a vanishing mass).
+        return 1.0 / s, 0.0, 0.0, 0.0
     c0 = 1/s
     c1 = c0/(a + l)
     c2 = m1**2
@@ -120,6 +161,9 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
         A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)

@@ -21,7 +21,7 @@ from fisher_sym.codegen import statistics
 from fisher_sym.codegen.cuda_template import CUDA_API, device_row_head
 from fisher_sym.codegen.layer_template import CPU_LAYER_API
 from fisher_sym.codegen.mean_field import header_lines, render_section
-from fisher_sym.codegen.printer import print_assignments
+from fisher_sym.codegen.printer import Hypot1, print_assignments
 from fisher_sym.expectations import derive_mean_field
 from fisher_sym.gaussian import B, GaussianIntegrals, GaussianTerm, NumericalPlan, R, pieces
 from fisher_sym.stable import S_NEGATIVE, T_POSITIVE
@@ -77,14 +77,27 @@ def _coefficients_of_moments(A00, m1, v, q, damping):
     s = A00 + damping
     if s == 0.0:
         return 0.0, 0.0, 0.0, 0.0
-    if damping == 0.0 and v == 0.0:
-        # G is singular in double precision: its variance along ŵ underflows (a bounded φ'
-        # at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the double
-        # range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
-        along = math.inf if m1 != 0.0 else 0.0
-        return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+    if s == math.inf:
+        # A00 overflows (a polynomial φ' far out): every coefficient is ∝ 1/A00, below the
+        # double range.
+        return 0.0, 0.0, 0.0, 0.0
+    if damping == 0.0:
+        if v == 0.0:
+            # G is singular in double precision: its variance along ŵ underflows (a bounded
+            # φ' at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the
+            # double range; Z = m1²/(A00·v) is taken as inf too unless m1 = 0.
+            along = math.inf if m1 != 0.0 else 0.0
+            return 1.0 / A00, math.inf, -math.copysign(along, m1), along
+        # The forms below at l = 0, with each small numerator divided by v before the large
+        # 1/A00 multiplies it: 1/(A00·v) alone may overflow where m1 = 0 (inf·0).
+        along = m1 / v
+        return 1.0 / A00, (q / v) / A00, -along / A00, (m1 * along) / A00
     a = A00 / s
     l = damping / s
+    if a == 0.0:
+        # A00 is below the last bit of damping (a dead unit): G + damping·I = damping·I in
+        # double precision, while m1² may overflow (the tilted mean of a vanishing mass).
+        return 1.0 / s, 0.0, 0.0, 0.0
 $coefficients_body
     return Abar00, X, Y, Z
 
@@ -111,6 +124,16 @@ $moments_body
     if r == 0.0:
         return A00, 0.0, 1.0, 0.0
     return A00, m1, v, q
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _overflowing_blocks(r, b):
+    """(A00, A0n, Ann) where A00 overflows (a polynomial φ' far out), each formed in logs."""
+$moments_body
+    log_scale, total, m1, v, _ = runtime.combine_terms_scaled(($term_names))
+    if r == 0.0:
+        m1, v = 0.0, 1.0
+    return runtime.overflowing_blocks(log_scale, total, m1, v)
 ''')
 
 NUMERICAL_MOMENTS = Template('''\
@@ -144,6 +167,14 @@ TAIL_RULE_PATTERNS = $tail_rule_patterns
 _TAIL_RULE_TABLES = tuple(
     runtime.split_remainder_table(_remainder, pattern) for pattern in TAIL_RULE_PATTERNS
 )
+# The wide rule (runtime.wide_moments) and saturation (runtime.saturated_moments): the limits
+# (L−, L+) of φ'² at ±∞, ``closed_tails`` with the step's terms alone in closed form (so that
+# ρ = φ'² − step), the moments of that ρ and the points beyond which it is 0 in double
+# precision, found once, at import.
+WIDE_LIMITS = $wide_limits
+WIDE_TAILS = $wide_tails
+_WIDE_TABLE = runtime.wide_rule_table(_remainder, WIDE_TAILS, REMAINDER_KINKS)
+_SATURATION_POINTS = runtime.saturation_points(_remainder, WIDE_TAILS)
 
 
 @numba.njit(cache=True)
@@ -244,7 +275,13 @@ def _adaptive_remainder_sums(r, b, closed_tails):
     return total, magnitude, centre
 
 
-$narrow_section@numba.njit(cache=True, error_model="numpy")
+$narrow_section@numba.njit(cache=True)
+def _overflowing_blocks(r, b):
+    """φ'² is bounded on the numerical path: its blocks never overflow."""
+    return math.inf, math.inf, math.inf
+
+
+@numba.njit(cache=True, error_model="numpy")
 def $split_name(r, b):
     """(A00, m1, v, q): A00 = E[φ'(rz+b)²], and the mean m1, variance v and q = 1 − v of z
     under the density ∝ φ'(rz+b)² φ(z): the step in closed form plus the remainder."""
@@ -272,8 +309,40 @@ def _bound(kink: sp.Expr) -> str:
     return f"runtime.kink_to_z({_number(kink)}, b, r)"
 
 
+_H = sp.Symbol("h_", positive=True)
+
+
+def _without_squares(expression: sp.Expr, curvature: sp.Expr) -> sp.Expr:
+    """``expression`` with 1 + curvature·r² written as h² for h = hypot(1, √curvature·r), and
+    each term c·b^i·r^j/h^(i+j) as c·(b/h)^i·(r/h)^j: a Gaussian term's parameters (erf's
+    std = 1/√(1 + 4r²), mean = −4br/(1 + 4r²)) then stay finite where r² or b·r overflow."""
+    expression = expression.subs(1 + curvature * R**2, _H**2)
+    if not expression.has(_H):
+        return expression
+    terms = []
+    for term in sp.Add.make_args(sp.expand(expression)):
+        powers = term.as_powers_dict()
+        i, j, k = (sp.sympify(powers.get(symbol, 0)) for symbol in (B, R, _H))
+        if k != 0 and i.is_integer and j.is_integer and i >= 0 and j >= 0 and k == -(i + j):
+            coefficient = term / (B**i * R**j * _H**k)
+            term = (coefficient * sp.UnevaluatedExpr(B / _H) ** i
+                    * sp.UnevaluatedExpr(R / _H) ** j)
+        terms.append(term)
+    return sp.Add(*terms).subs(_H, Hypot1(sp.sqrt(curvature) * R))
+
+
 def _term_parameters(term: GaussianTerm) -> dict[str, sp.Expr]:
-    """The symbolic parameters of one term's runtime call, before printing."""
+    """The symbolic parameters of one term's runtime call, before printing (a Gaussian term's
+    in forms that do not overflow through r², ``_without_squares``)."""
+    parameters = _raw_term_parameters(term)
+    if term.q2 != 0 and (-2 * term.q2).is_positive:
+        curvature = -2 * term.q2
+        parameters = {key: _without_squares(value, curvature) for key, value in parameters.items()}
+    return parameters
+
+
+def _raw_term_parameters(term: GaussianTerm) -> dict[str, sp.Expr]:
+    """The symbolic parameters of one term's runtime call."""
     if term.is_constant:
         (constant,) = term.polynomial
         parameters = {
@@ -285,7 +354,8 @@ def _term_parameters(term: GaussianTerm) -> dict[str, sp.Expr]:
         # log|c| + Q(c) + log φ(z_c) + log σ = log_weight + log φ(y) at a finite end c.
         for key, kink in (("log_at_lower", term.lower), ("log_at_upper", term.upper)):
             if kink not in (sp.oo, -sp.oo):
-                z = (kink - B) / R
+                # ((c − b)/r)², not (c − b)²/r²: b² and r² overflow for |b|, r ≳ 1e154.
+                z = sp.UnevaluatedExpr((kink - B) / R)
                 exponent = term.q2 * kink**2 + term.q1 * kink + term.q0
                 parameters[key] = (
                     sp.log(abs(constant)) + exponent - z**2 / 2 - sp.log(2 * sp.pi) / 2
@@ -478,7 +548,7 @@ def _narrow_moments(r, b):
         return False, runtime.NO_MOMENTS
     value, g = _log_derivatives(b)
     accepted, mu, sigma2, log_mass = runtime.narrow_gaussian_part(r, g[0], g[1])
-    if not accepted:
+    if not (accepted and runtime.narrow_is_local(r, b, mu, sigma2)):
         return False, runtime.NO_MOMENTS
     c = ($c_tuple)
     orders = _narrow_series(mu, math.sqrt(sigma2), c)
@@ -487,12 +557,15 @@ def _narrow_moments(r, b):
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by the narrow rule or the fast rule where one of
-    them accepts."""
+    """(A00, m1, v, q) as ``_split_moments``: by saturation, the narrow rule, the wide rule or
+    the fast rule where one of them accepts."""
+    accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
+    if accepted:
+        return moments
     accepted, moments = _narrow_moments(r, b)
     if accepted:
         return moments
-$trapezoid_lines    return _split_moments(r, b)
+$wide_lines$trapezoid_lines    return _split_moments(r, b)
 
 
 ''')
@@ -503,11 +576,21 @@ NO_NARROW_SECTION = Template('''
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by the fast rule where it accepts."""
-$trapezoid_lines    return _split_moments(r, b)
+    """(A00, m1, v, q) as ``_split_moments``: by saturation, the wide rule or the fast rule
+    where one of them accepts."""
+    accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
+    if accepted:
+        return moments
+$wide_lines$trapezoid_lines    return _split_moments(r, b)
 
 
 ''')
+
+WIDE_LINES = """\
+    accepted, moments = runtime.wide_moments(r, b, _WIDE_TABLE, WIDE_LIMITS)
+    if accepted:
+        return moments
+"""
 
 TRAPEZOID_LINES = """\
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
@@ -534,7 +617,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
     order = narrow.series_order(log_pieces)
     if order == 0:
         return NO_NARROW_SECTION.substitute(
-            trapezoid_lines=TRAPEZOID_LINES if plan.smooth else ""
+            wide_lines=WIDE_LINES, trapezoid_lines=TRAPEZOID_LINES if plan.smooth else ""
         ), 0
     # Near u = 0 a one-sided form in t = exp(−u) (or s = exp(u)) cancels where it vanishes
     # at 0 (−4·tanh u = (4t² − 4)/(t² + 1)), so on (−1, 1) such a form is written in
@@ -591,6 +674,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
         log_body="\n".join(lines),
         series_body="\n".join(series_lines),
         c_tuple=c_tuple,
+        wide_lines=WIDE_LINES,
         trapezoid_lines=TRAPEZOID_LINES if plan.smooth else "",
     )
     return section, order
@@ -647,6 +731,8 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
             step_flags=_flags(plan.step_tails),
         ) if plan.smooth else "",
         narrow_section=narrow_section,
+        wide_limits="(" + ", ".join(_number(limit) for limit in plan.limits) + ")",
+        wide_tails=_flags(plan.step_tails),
         tail_rule_patterns="(" + "".join(f"{_flags(p)}, " for p in patterns) + ")",
         tail_rule_calls="".join(
             TAIL_RULE_CALL.substitute(index=index) for index in range(len(patterns))
@@ -670,8 +756,17 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
         "symbolically; a unit is accepted where its highest order is below 1e-16 of each",
         "moment's size and the one before below 1e-8 (a few hundred flops, no quadrature).",
     ]
+    wide_lines = [
+        "Where N(b, r²) lies, to 40 deviations, beyond the points where ρ = φ'² − step is 0 in",
+        "double precision (found at import), the block is the limit of φ'² there times I",
+        "(saturation). Where r ≥ 16 (a wide Gaussian), the wide rule: the step in closed form",
+        "and ρ by the Hermite series φ((u − b)/r) = φ(β)·Σ_k He_k(β)(ε(u − c))^k/k!, ε = 1/r,",
+        "β = (b − c)/r, k ≤ 10, over the moments of ρ tabulated at import; accepted where the",
+        "last terms are below 1e-16 of the sums.",
+    ]
     derivation = [
         f"φ'(u)² has no closed-form Gaussian integral ({plan.reason}).",
+        *wide_lines,
         *narrow_lines,
         *(smooth if plan.smooth else []),
         "φ'² is split into a step and the leading exponential terms of its tails, integrated",

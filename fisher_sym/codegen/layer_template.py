@@ -18,6 +18,9 @@ def _fisher_blocks_kernel(r, b):
     Ann = np.empty(r.size)
     for i in range(r.size):
         total, m1, v, _ = _tilted_moments(r[i], b[i])
+        if total == math.inf:  # a polynomial φ' far out: A0n may still be finite
+            A00[i], A0n[i], Ann[i] = _overflowing_blocks(r[i], b[i])
+            continue
         A00[i] = total
         A0n[i] = total * m1
         Ann[i] = total * (v + m1 * m1)

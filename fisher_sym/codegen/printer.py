@@ -46,6 +46,16 @@ def numerically_stable(expression: sp.Expr) -> sp.Expr:
     return expression
 
 
+class Hypot1(sp.Function):
+    """√(1 + x²) as ``math.hypot(1.0, x)``: finite where x² overflows (x up to 1e308)."""
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return sp.sqrt(1 + x**2)
+        return None
+
+
 class NumbaPrinter(PythonCodePrinter):
     """Python printer using the ``math`` module, with infinities as ``math.inf``."""
 
@@ -57,6 +67,9 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_NegativeInfinity(self, expr: sp.Expr) -> str:
         return "-math.inf"
+
+    def _print_Hypot1(self, expr: sp.Expr) -> str:
+        return f"math.hypot(1.0, {self._print(expr.args[0])})"
 
     def _print_erfcx(self, expr: sp.Expr) -> str:
         return f"special.erfcx({self._print(expr.args[0])})"

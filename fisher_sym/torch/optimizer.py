@@ -82,22 +82,33 @@ class RunningMoments:
         """Merge a batch (rows × size). ``centre=False`` tracks E[x²] in ``variance`` with a
         zero mean (for the mean square of e.g. δ)."""
         rows = rows.detach().reshape(-1, self.mean.numel()).to(torch.float64)
-        count = torch.tensor([float(rows.shape[0])], dtype=torch.float64, device=rows.device)
-        total = rows.sum(dim=0)
         if _distributed():
-            dist.all_reduce(count)
-            dist.all_reduce(total)
-        mean = total / count if centre else torch.zeros_like(total)
-        squares = ((rows - mean) ** 2).sum(dim=0)
-        if _distributed():
-            dist.all_reduce(squares)
-        mean, variance = mean.cpu(), (squares / count).cpu()
+            mean, variance = self._union_moments(rows, centre)
+        elif centre:
+            variance, mean = torch.var_mean(rows, dim=0, correction=0)
+        else:
+            variance = torch.linalg.vector_norm(rows, dim=0) ** 2 / rows.shape[0]
+            mean = torch.zeros_like(variance)
+        mean, variance = mean.cpu(), variance.cpu()
         self.batches += 1
         keep = min(self.momentum, 1.0 - 1.0 / self.batches)
         shift = mean - self.mean
         self.mean = keep * self.mean + (1.0 - keep) * mean
         self.variance = (keep * self.variance + (1.0 - keep) * variance
                          + keep * (1.0 - keep) * shift**2)
+
+    @staticmethod
+    def _union_moments(rows: torch.Tensor, centre: bool):
+        """Mean and variance of the rows of every process: the count and the sum, then the
+        squares about the common mean (no E[x²] − E[x]²)."""
+        count = torch.tensor([float(rows.shape[0])], dtype=torch.float64, device=rows.device)
+        total = rows.sum(dim=0)
+        dist.all_reduce(count)
+        dist.all_reduce(total)
+        mean = total / count if centre else torch.zeros_like(total)
+        squares = ((rows - mean) ** 2).sum(dim=0)
+        dist.all_reduce(squares)
+        return mean, squares / count
 
     def state(self) -> dict:
         return {"batches": self.batches, "mean": self.mean.clone(),
