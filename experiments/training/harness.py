@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import statistics
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,22 @@ class Config:
     results: str = "docs/figures/training/results.json"
     command: str = "python -m experiments.training"
     extra: dict = field(default_factory=dict)
+
+
+def source_commit() -> str:
+    """The git commit of the working tree (with "+changes" when it differs), or "unknown"."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if dirty else "")
 
 
 def train_step(model, optimizer, x, y, loss: str) -> float:
@@ -178,6 +195,7 @@ def study(config: Config, progress=print, merge: bool = False) -> dict:
         "machine": {
             "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "commit": source_commit(),
         },
         "tasks": {},
         "skipped": {n: "not available" for n in config.methods if not METHODS[n].available},

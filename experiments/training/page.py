@@ -219,6 +219,7 @@ def render(results: dict, page: Path, figures: Path, prose: dict[str, str]) -> s
         f"This page shows the {kind}: it took {results['seconds'] / 60:.1f} minutes of wall time "
         f"({task_times}) "
         f"on {results['machine']['platform']}, PyTorch {results['machine']['torch']}, "
+        f"commit {results['machine'].get('commit', 'unknown')}, "
         f"{results['machine']['threads']} thread(s), on a machine shared with other jobs. "
         "Times are given as CPU time of the process (`time.process_time`), which on one "
         "thread is the wall-clock time the step would take on an idle core, and (in the "
