@@ -11,8 +11,10 @@ PROSE = {
     "protocol": (
         "Each method's learning rate (and damping, where it has one) is chosen on a log grid "
         "(six learning rates a factor √10 apart, three dampings 10⁻³, 3·10⁻², 1; `--quick`: "
-        "three learning rates and the upper two dampings) by the final "
-        "validation loss of one run from the tuning seed; the chosen values are then trained "
+        "three learning rates and the upper two dampings) by the least validation loss over "
+        "the epochs (as early stopping would) of one run from the tuning seed; where the best "
+        "point lies on an edge of the grid, the grid is extended one step past it, up to twice "
+        "(not in `--quick`); the chosen values are then trained "
         "from every seed. A run diverges when its training loss is not finite or exceeds 10⁶; "
         "it then stops. Times are those of the training steps alone (forward, every backward, "
         "the optimizer's step), on one thread for every method; the first two steps of each "
@@ -33,8 +35,8 @@ PROSE = {
         "(experiments/training/curvature.py), tested against a dense Kronecker solve: of the "
         "PyTorch packages on the index, nngeometry 0.4 keeps K-FAC as a Fisher object built "
         "from a data loader rather than an optimizer step, and asdfghjkl (ASDL) is an alpha "
-        "release; a dozen lines with a dense test were the safer choice here. "
-        "each method's update is checked against an independent dense computation in "
+        "release; a short class with a dense test was the safer choice here. "
+        "Each method's update is checked against an independent dense computation in "
         "tests/test_training.py."
     ),
     "discussion": """## Reading the results
