@@ -50,18 +50,19 @@ methods.
 two small student–teacher tasks the exact natural gradient reaches the lowest validation loss,
 and fisher_sym's optimizer in the `scale` and `moments` modes, K-FAC and the unit blocks
 estimated from the mini-batch all reach a lower least validation loss than SGD, momentum and
-Adam. On the plain network these gaps are about one standard deviation over the seeds; on the
-residual network of Sec. 6, the setting the paper's algorithm is written for, they are larger,
-and there fisher_sym's three modes come second only to the exact natural gradient, ahead of
-K-FAC and ahead of the mini-batch estimate of the very blocks that fisher_sym computes in
-closed form: the closed form is not only cheaper than estimating the block from a mini-batch,
-it is less noisy. On the wide task (the regime of the paper's theory) K-FAC and fisher_sym's
-`standard` mode lead, level within their spreads, ahead of the mini-batch blocks, of Adam and
-of fisher_sym's other two modes. On the plain network fisher_sym (`scale`, `moments`) is level
-with the mini-batch blocks and just behind K-FAC, while the `standard` mode, which assumes
-every layer's input is N(0, I), is behind Adam: there the hidden layers' inputs are tanh
-outputs of a network drawn with σ_w = 1.5, far from standard normal, and the modes that track
-the real input statistics fix that. No single input mode is best on every task.
+Adam. On the plain network these gaps are within about one standard deviation over the seeds;
+on the residual network of Sec. 6, the setting the paper's algorithm is written for, they are
+larger, and there fisher_sym's three modes come second only to the exact natural gradient,
+ahead of K-FAC and ahead of the mini-batch estimate of the very blocks that fisher_sym computes
+in closed form: the closed form is not only cheaper than estimating the block from a
+mini-batch, it is less noisy. On the wide task (the regime of the paper's theory) K-FAC and
+fisher_sym's `standard` mode lead, level within their spreads, ahead of the mini-batch blocks,
+of Adam and of fisher_sym's other two modes. On the plain network fisher_sym (`scale`,
+`moments`) is level with the mini-batch blocks and just behind K-FAC, while the `standard`
+mode, which assumes every layer's input is N(0, I), is behind Adam: there the hidden layers'
+inputs are tanh outputs of a network drawn with σ_w = 1.5, far from standard normal, and the
+modes that track the real input statistics fix that. No single input mode is best on every
+task.
 
 **Per CPU second, at these sizes, fisher_sym does not win.** A step of fisher_sym's optimizer
 costs several times a step of SGD or Adam (the sampled-target backward, the hooks, the running
@@ -87,8 +88,8 @@ replaced it by the regression task above, which measures training rather than ge
 The quasi-diagonal method is the weakest natural-gradient method on the student–teacher tasks.
 The last column counts the grid points that diverged: every method but Adam diverged somewhere
 on its grid, and the natural-gradient methods built on estimates (fisher_sym included) on a
-good part of it. On the student–teacher tasks fisher_sym's tuned damping is mostly at or near
-the smallest of the extended grid (marked edge where it is the smallest): its blocks are in
+good part of it. On the student–teacher tasks fisher_sym's tuned damping is mostly below the
+original grid, where the extension took it (edge: the smallest value tried): its blocks are in
 closed form and of full rank (A00 > 0), so, unlike the blocks estimated from a mini-batch, they
 need no damping to be invertible.
 
