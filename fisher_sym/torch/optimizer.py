@@ -354,8 +354,7 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         arguments = [_kernel_array(t) for t in (weight.detach(), bias.detach(),
                                                  grad_w.contiguous(), grad_b.contiguous())]
         out = (_kernel_array(nat_w), _kernel_array(nat_b))
-        function = (s.layer.kernels.natural_gradient_cuda if weight.is_cuda
-                    else s.layer.kernels.natural_gradient)
+        function = _layer_function(s.layer.kernels, weight)
         try:  # the kernel finds non-finite values (naming the units) and overflows itself
             function(*arguments, damping=unit_damping, out=out, input_mean=statistics[0],
                      input_variance=statistics[1])
@@ -468,6 +467,11 @@ def _standardized_units(linear: nn.Linear, statistics):
     if mean is not None:
         b = b + torch.mv(weight, torch.as_tensor(mean, **like)).to(torch.float64)
     return r.cpu().numpy(), b.cpu().numpy()
+
+
+def _layer_function(kernels, weight: torch.Tensor):
+    """The generated layer function for the parameters' device: the CUDA one for CUDA tensors."""
+    return kernels.natural_gradient_cuda if weight.is_cuda else kernels.natural_gradient
 
 
 def _kernel_array(tensor: torch.Tensor):
