@@ -198,7 +198,7 @@ def test_running_moments_are_the_exact_average_during_warm_up_then_a_geometric_m
     rng = np.random.default_rng(4)
     batches = [rng.normal(loc=rng.normal(), scale=rng.uniform(0.5, 2), size=(8, 3))
                for _ in range(9)]
-    moments = RunningMoments(3, momentum=0.75)  # warm-up: 4 batches
+    moments = RunningMoments(3, decay=0.75)  # warm-up: 4 batches
     weights = []
     for t, batch in enumerate(batches, start=1):
         moments.update(torch.as_tensor(batch))
@@ -284,7 +284,7 @@ def test_explicit_pairs_take_a_generated_module_by_name():
 def _trained(seed=0):
     model = mlp([3, 4, 2], nn.Tanh, seed=seed)
     opt = UnitwiseNaturalGradient(model, lr=0.1, damping=1e-2, inputs="moments",
-                                  fisher="sampled", loss="mse", momentum=0.5)
+                                  fisher="sampled", loss="mse", statistics_decay=0.5)
     return model, opt
 
 

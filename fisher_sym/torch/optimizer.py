@@ -65,15 +65,15 @@ def _distributed() -> bool:
 class RunningMoments:
     """Running per-coordinate mean and variance of a stream of batches (rows of a matrix).
 
-    Batch t (t = 1, 2, …) is merged with weight 1 − β_t, β_t = min(momentum, 1 − 1/t): the
-    first 1/(1 − momentum) batches are averaged exactly (the warm-up), later ones decay
+    Batch t (t = 1, 2, …) is merged with weight 1 − β_t, β_t = min(decay, 1 − 1/t): the
+    first 1/(1 − decay) batches are averaged exactly (the warm-up), later ones decay
     geometrically. The variance merge is that of a two-component mixture, so that no
     E[x²] − E[x]² is ever formed. Under torch.distributed the batch's moments are those of the
     union of every process's batch (two all-reduces), so every process holds the same state.
     """
 
-    def __init__(self, size: int, momentum: float):
-        self.momentum = momentum
+    def __init__(self, size: int, decay: float):
+        self.decay = decay
         self.batches = 0
         self.mean = torch.zeros(size, dtype=torch.float64)
         self.variance = torch.zeros(size, dtype=torch.float64)
@@ -93,7 +93,7 @@ class RunningMoments:
             mean = torch.zeros_like(variance)
         mean, variance = mean.to("cpu", torch.float64), variance.to("cpu", torch.float64)
         self.batches += 1
-        keep = min(self.momentum, 1.0 - 1.0 / self.batches)
+        keep = min(self.decay, 1.0 - 1.0 / self.batches)
         shift = mean - self.mean
         self.mean = keep * self.mean + (1.0 - keep) * mean
         self.variance = (keep * self.variance + (1.0 - keep) * variance
@@ -131,12 +131,12 @@ class _LayerState:
     """What the optimizer keeps per unit layer: input moments, the mean square of δ, the
     recorded outputs u of the last forward pass, and the mean-field constants if any."""
 
-    def __init__(self, layer: UnitLayer, momentum: float):
+    def __init__(self, layer: UnitLayer, decay: float):
         self.layer = layer
         out_features, in_features = layer.linear.weight.shape
         self.shape = (out_features, in_features)
-        self.inputs = RunningMoments(in_features, momentum)
-        self.errors = RunningMoments(out_features, momentum)
+        self.inputs = RunningMoments(in_features, decay)
+        self.errors = RunningMoments(out_features, decay)
         self.outputs: torch.Tensor | None = None
         self.mean_field_activity: float | None = None
         self.mean_field_factor: float | None = None
@@ -148,29 +148,34 @@ class _LayerState:
 class UnitwiseNaturalGradient(torch.optim.Optimizer):
     """Unit-wise natural gradient descent on the (Linear, φ) pairs of ``model``.
 
-    ``lr``, ``damping`` (λ ≥ 0, in the units of the Fisher block: the update is
-    (c_i A_i + λ·E[x*x*ᵀ])⁻¹ g_i); ``inputs``: the input distribution of each layer's block —
-    ``"standard"`` N(0, I) (the paper's assumption), ``"scale"`` N(0, A·I) with A the running mean
-    square of the layer's inputs, ``"moments"`` N(μ, diag(s²)) with running per-input means and
-    variances, ``"mean_field"`` N(0, A^{l−1}·I) from the mean field of a chain of
-    ``ResidualBlock``s (the paper's Sec. 6 algorithm); ``fisher``: the back-propagated factor
-    c_i — ``"sampled"`` from a backward pass with targets drawn from the model
-    (``estimate_factors``), ``"empirical"`` from the backward pass of the training loss,
-    ``"none"`` c_i = 1, ``"mean_field"`` σ_v² χ^L_{l+1} of the residual chain; ``loss``: the
-    model's output distribution for ``"sampled"``, ``"mse"`` (N(f, I)) or ``"cross_entropy"``
-    (softmax); ``momentum``: of the running statistics (warm-up: the first 1/(1 − momentum)
-    batches are averaged exactly); ``variance_floor``: an input variance is at least this
-    fraction of the layer's mean square input (a constant input would give a singular block);
-    ``factor_every``: ``estimate_factors`` runs its backward pass on every k-th call only;
-    ``layers``: explicit ``[(linear, activation), …]`` pairs instead of the ones found in the
-    model; ``others``: ``"error"`` (a parameter in no pair is an error) or ``"sgd"`` (plain SGD
-    with ``lr`` on those).
+    - ``lr``; ``damping`` λ ≥ 0, in the units of the Fisher block: the update is
+      (c_i A_i + λ·E[x*x*ᵀ])⁻¹ g_i.
+    - ``inputs``, the input distribution of each layer's block: ``"standard"`` N(0, I) (the
+      paper's assumption); ``"scale"`` N(0, A·I), A the running mean square of the layer's
+      inputs; ``"moments"`` N(μ, diag(s²)), running per-input means and variances;
+      ``"mean_field"`` N(0, A^{l−1}·I) from the mean field of a chain of ``ResidualBlock``s
+      (the paper's Sec. 6 algorithm; ``input_activity`` is A^0).
+    - ``fisher``, the back-propagated factor c_i: ``"sampled"`` from a backward pass with
+      targets drawn from the model (``estimate_factors``); ``"empirical"`` from the backward
+      pass of the training loss; ``"none"`` c_i = 1; ``"mean_field"`` σ_v² χ^L_{l+1} of the
+      residual chain.
+    - ``loss``: the model's output distribution for ``"sampled"``, ``"mse"`` (N(f, I)) or
+      ``"cross_entropy"`` (softmax).
+    - ``statistics_decay``: of the running statistics (warm-up: the first 1/(1 − decay)
+      batches are averaged exactly); ``variance_floor``: an input variance is at least this
+      fraction of the layer's mean square input (a constant input would give a singular
+      block); ``factor_every``: ``estimate_factors`` runs its backward pass on every k-th call
+      only.
+    - ``layers``: explicit ``[(linear, activation), …]`` pairs instead of the ones found in the
+      model; ``others``: ``"error"`` (a parameter in no pair is an error) or ``"sgd"`` (plain
+      SGD with ``lr`` on those).
     """
 
     def __init__(self, model: nn.Module, lr: float = 0.1, damping: float = 1e-3,
                  inputs: str = "moments", fisher: str = "sampled", loss: str = "mse",
-                 momentum: float = 0.95, variance_floor: float = 1e-4, factor_every: int = 1,
-                 layers=None, others: str = "error", input_activity: float = 1.0):
+                 statistics_decay: float = 0.95, variance_floor: float = 1e-4,
+                 factor_every: int = 1, layers=None, others: str = "error",
+                 input_activity: float = 1.0):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         lr = _check_nonnegative(lr, "lr")
@@ -179,9 +184,9 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         self.fisher = _check_choice(fisher, "fisher", FISHER_MODES)
         self.loss = _check_choice(loss, "loss", LOSSES)
         self.others = _check_choice(others, "others", ("error", "sgd"))
-        momentum = _check_nonnegative(momentum, "momentum")
-        if momentum >= 1:
-            raise ValueError(f"momentum must be < 1, got {momentum}")
+        decay = _check_nonnegative(statistics_decay, "statistics_decay")
+        if decay >= 1:
+            raise ValueError(f"statistics_decay must be < 1, got {decay}")
         self.variance_floor = _check_nonnegative(variance_floor, "variance_floor")
         if not (isinstance(factor_every, int) and factor_every >= 1):
             raise ValueError(f"factor_every must be a positive integer, got {factor_every!r}")
@@ -191,7 +196,7 @@ class UnitwiseNaturalGradient(torch.optim.Optimizer):
         check_distinct(unit_layers)
         if not unit_layers:
             raise UnsupportedModelError("the model has no nn.Linear layer")
-        self._layers = [_LayerState(layer, momentum) for layer in unit_layers]
+        self._layers = [_LayerState(layer, decay) for layer in unit_layers]
         groups = [{"params": [s.layer.linear.weight, s.layer.linear.bias], "layer": s.layer.name}
                   for s in self._layers]
         in_pairs = {id(p) for group in groups for p in group["params"]}
