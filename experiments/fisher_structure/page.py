@@ -39,6 +39,37 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _key(record):
+    names = ("architecture", "activation", "phase", "depth", "output", "width", "seed")
+    return tuple(record[k] for k in names)
+
+
+def _families_run(data):
+    """For each family of the configuration, the runs (numbered from 1) that measured its
+    networks: "1", "1, 2", ..., "not run", or with "(k of m networks)" if only some were."""
+    config = data["config"]
+    measured = {_key(r): r.get("run", 0) + 1 for r in data["structure"]}
+    out = []
+    for f in config["families"]:
+        expected = [
+            (f["architecture"], a, p, f["depth"], o, w, s)
+            for a in f["activations"]
+            for p in f["phases"]
+            for o in f["outputs"]
+            for w in f["widths"]
+            for s in range(f.get("seeds") or config["seeds"])
+        ]
+        numbers = sorted({measured[k] for k in expected if k in measured})
+        have = sum(k in measured for k in expected)
+        if not numbers:
+            out.append("not run")
+        elif have < len(expected):
+            out.append(f"{', '.join(map(str, numbers))} ({have} of {len(expected)} networks)")
+        else:
+            out.append(", ".join(map(str, numbers)))
+    return out
+
+
 def _load(results_dir: Path):
     runs = {}
     for name in ("full", "quick", "tiny"):
@@ -147,16 +178,26 @@ def _page(runs, name, data, groups, prefix) -> str:
     for run_name, run in runs.items():
         if run_name == "tiny":
             continue
-        env = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " if run.get("threads") == "1" else ""
-        rows.append(
-            [
-                f"`{env}{run['command']}`",
-                _minutes(run["wall_seconds"]),
-                len(run["structure"]),
-                len(run["natural_gradient"]),
-                f"`experiments/results/fisher_structure_{run_name}.json`",
-            ]
-        )
+        # a run extended with --only-missing lists its runs; the records each added carry
+        # its index ("run"), the first run's none
+        parts = run.get("runs") or [
+            {
+                **run,
+                "structure": len(run["structure"]),
+                "natural_gradient": len(run["natural_gradient"]),
+            }
+        ]
+        for number, part in enumerate(parts, 1):
+            env = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " if part.get("threads") == "1" else ""
+            rows.append(
+                [
+                    f"`{env}{part['command']}`" + (f" (run {number})" if len(parts) > 1 else ""),
+                    _minutes(part["wall_seconds"]),
+                    part["structure"],
+                    part["natural_gradient"],
+                    f"`experiments/results/fisher_structure_{run_name}.json`",
+                ]
+            )
     add(
         _table(
             [
@@ -212,7 +253,8 @@ def _page(runs, name, data, groups, prefix) -> str:
     )
     add("")
     families = []
-    for f in config["families"]:
+    several = len(data.get("runs", ())) > 1
+    for f, where in zip(config["families"], _families_run(data)):
         families.append(
             [
                 f["architecture"],
@@ -223,11 +265,13 @@ def _page(runs, name, data, groups, prefix) -> str:
                 ", ".join(str(w) for w in f["widths"]),
                 f.get("seeds") or config["seeds"],
             ]
+            + ([where] if several else [])
         )
     add("Networks measured (each combination of the row's entries, at every width):\n")
     add(
         _table(
-            ["architecture", "activations", "phases", "L", "n_L", "widths n", "networks per width"],
+            ["architecture", "activations", "phases", "L", "n_L", "widths n", "networks per width"]
+            + (["run"] if several else []),
             families,
         )
     )
@@ -567,11 +611,34 @@ def _page(runs, name, data, groups, prefix) -> str:
             f"L = 3, G has {size:,} rows ({size * size:.1e} entries) and its estimate needs "
             f"{config['ng_rows_per_parameter'] * size:,} rows of J."
         )
-    add(
-        "- Every combination outside the table of networks measured above (the widths, "
-        "depths, phases and output widths of the issue that are not in it): the full run is "
-        "sized to the 30 minutes it may take on the shared machine."
-    )
+    if len(data.get("runs", ())) > 1:
+        depths = sorted({r["depth"] for r in data["structure"]})
+        between = [d for d in range(min(depths), max(depths) + 1) if d not in depths]
+        unrun = sum(1 for row in _families_run(data) if row == "not run" or "of" in row)
+        add(
+            "- Every combination outside the table of networks measured above"
+            + (
+                f": L = {', '.join(map(str, between))} (the issue's L from 3 to 5),"
+                if between
+                else ":"
+            )
+            + " residual networks with n_L = 1 (the skip path keeps n_L = n), and the natural "
+            "gradient at L = 5"
+            + (
+                f"; {unrun} of the table's rows (marked in its last column) were not, or only "
+                "in part, measured when the later runs were stopped"
+                if unrun
+                else ""
+            )
+            + ". The first run was sized to the 30 minutes it may take on the shared machine; "
+            "the later ones added the rest of the issue's grid with `--only-missing`."
+        )
+    else:
+        add(
+            "- Every combination outside the table of networks measured above (the widths, "
+            "depths, phases and output widths of the issue that are not in it): the full run "
+            "is sized to the 30 minutes it may take on the shared machine."
+        )
     add(
         "- The max-norm over *all* entries of G: it is taken over the sampled entries, "
         "whose number grows only with the squared number of sampled units; the RMS is the "
