@@ -210,6 +210,13 @@ def _page(runs, name, data, groups, prefix) -> str:
             rows,
         )
     )
+    if any(len(run.get("runs", ())) > 1 for run in runs.values()):
+        add(
+            "\nEach run with `--only-missing` measured the networks of the configuration that "
+            "the results lacked when it started (with `--part I/K`, of those families every "
+            "K-th from the I-th; K such runs ran at a time, one per core) and merged them into "
+            "the same file; the table of networks measured says which run measured each row."
+        )
     add(
         "\nMeasured on a shared machine with 2 CPU cores (other sessions' jobs running at "
         "the same time, so the times are upper bounds), NumPy with OpenBLAS, float64. "
@@ -701,7 +708,7 @@ def _findings_units(groups) -> str:
                 f"largest width (noise subtracted; the noise itself {_range(noise)})."
             )
     for arch, output in (("plain", "n"), ("residual", "n"), ("plain", "1")):
-        std, stats = [], []
+        std, stats, units = [], [], []
         for key, recs in groups.items():
             if key[0] != arch or key[4] != output:
                 continue
@@ -711,11 +718,23 @@ def _findings_units(groups) -> str:
             stats.append(
                 report._mean([report.METRICS["unit hidden statistics max"](r) for r in top])
             )
+            units += [
+                u["statistics"]
+                for r in top
+                for u in r["unit_blocks"]
+                if u["layer"] > 1 and not u.get("dead")
+            ]
         if std:
+            off = [u for u in units if not 0.1 <= u["scale"] <= 10]
             lines.append(
                 f"- {arch}, n_L = {output}: hidden-layer max-norm error at the largest width "
                 f"{_range(std)} with the N(0, I) block, {_range(stats)} with the "
-                "input statistics."
+                "input statistics (means over units). Over all "
+                f"{len(units)} hidden units of these networks: median "
+                f"{_fmt(float(np.median([u['max'] for u in units])))} with the input "
+                "statistics; units whose measured block is more than 10 times off the "
+                "predicted one (best scale outside [0.1, 10]), one of which can make a "
+                f"network's mean large: {len(off)}."
             )
     return "\n".join(lines) + "\n"
 
@@ -880,7 +899,10 @@ def _summary(data, groups) -> str:
             lines.append(
                 f"- **Unit blocks, {arch}, n_L = n, hidden layers, largest width.** Max-norm "
                 f"error {_range(std)} with the paper's N(0, I) block, {_range(stats)} with the "
-                f"measured input means and variances (noise floor {_range(noise)}); "
+                f"measured input means and variances (noise floor {_range(noise)}; median over "
+                f"the {len(std)} network families {_fmt(float(np.median(std)))} and "
+                f"{_fmt(float(np.median(stats)))}, a family's mean can be made by one unit whose "
+                "block is far from its predicted size, section 3); "
                 f"the inputs of layer 3 have "
                 f"mean/std (RMS over coordinates) {_range(mean_std)} and excess kurtosis "
                 f"{_range(kurt)}."
