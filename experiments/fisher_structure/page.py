@@ -70,6 +70,34 @@ def _families_run(data):
     return out
 
 
+def _absent_cells(data) -> list:
+    """The cells of the issue's grid without a measured network, grouped by architecture,
+    L, n_L and phase: "plain L=4 chaotic n_L = 1: n = 1024 (relu, tanh)"."""
+    have = {
+        (r["architecture"], r["depth"], r["output"], r["phase"], r["activation"], r["width"])
+        for r in data["structure"]
+    }
+    out = []
+    for arch, outputs in (("plain", ("n", "1")), ("residual", ("n",))):
+        for depth in (3, 4, 5):
+            for output in outputs:
+                for phase in ("ordered", "edge", "chaotic"):
+                    missing = {}
+                    for width in (32, 64, 128, 256, 512, 1024):
+                        acts = [
+                            a
+                            for a in ("relu", "tanh", "erf", "gelu")
+                            if (arch, depth, output, phase, a, width) not in have
+                        ]
+                        if acts:
+                            missing.setdefault(tuple(acts), []).append(str(width))
+                    for acts, widths in missing.items():
+                        which = "" if len(acts) == 4 else f" ({', '.join(acts)})"
+                        sizes = "every n" if len(widths) == 6 else f"n = {', '.join(widths)}"
+                        out.append(f"{arch} L={depth} {phase} n_L = {output}: {sizes}{which}")
+    return out
+
+
 def _load(results_dir: Path):
     runs = {}
     for name in ("full", "quick", "tiny"):
@@ -622,6 +650,7 @@ def _page(runs, name, data, groups, prefix) -> str:
         depths = sorted({r["depth"] for r in data["structure"]})
         between = [d for d in range(min(depths), max(depths) + 1) if d not in depths]
         unrun = sum(1 for row in _families_run(data) if row == "not run" or "of" in row)
+        absent = _absent_cells(data)
         add(
             "- Every combination outside the table of networks measured above"
             + (
@@ -629,8 +658,15 @@ def _page(runs, name, data, groups, prefix) -> str:
                 if between
                 else ":"
             )
-            + " residual networks with n_L = 1 (the skip path keeps n_L = n), and the natural "
-            "gradient at L = 5"
+            + " residual networks with n_L = 1 (the skip path keeps n_L = n), the natural "
+            "gradient at L = 4 and 5"
+            + (
+                "; of the issue's grid (L = 3 to 5, the four activations, the three phases, "
+                "n = 32 to 1024, n_L = 1 and n) no network at: " + "; ".join(absent)
+                if absent
+                else "; the issue's grid (L = 3 to 5, the four activations, the three phases, "
+                "n = 32 to 1024, n_L = 1 and n) has networks in every cell"
+            )
             + (
                 f"; {unrun} of the table's rows (marked in its last column) were not, or only "
                 "in part, measured when the later runs were stopped"

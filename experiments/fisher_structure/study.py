@@ -82,10 +82,10 @@ def full_config() -> Config:
     plain networks with n_L = n, 512 otherwise (256 for the residual networks off the edge
     of chaos); L = 5, and the natural gradient at n = 32, for relu and tanh only. The
     families after them extend this to the rest of the issue's grid (n = 1024 for n_L = 1
-    and residual networks, L = 5 for erf and gelu and with n_L = 1, L = 4, ...); they were run
-    later, with ``--only-missing``, which runs only the networks not yet in the saved
-    results. Families run in this order, most needed first; the results are saved after
-    each."""
+    and residual networks, L = 5 for erf and gelu and with n_L = 1, L = 4, L = 4 and 5 off
+    the edge of chaos); they were run later, with ``--only-missing``, which runs only the
+    networks not yet in the saved results. Families run in this order, most needed first;
+    the results are saved after each."""
     two = ("relu", "tanh")
     late = ("erf", "gelu")
     others = ("ordered", "chaotic")
@@ -123,6 +123,14 @@ def full_config() -> Config:
             Family("residual", ACTIVATIONS, ("edge",), 4, ("n",), WIDTHS[:-1]),
             Family("plain", ACTIVATIONS, ("edge",), 4, ("n", "1"), WIDTHS[-1:], seeds=2),
             Family("residual", ACTIVATIONS, ("edge",), 4, ("n",), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, others, 4, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 4, ("n", "1"), WIDTHS[:-1]),
+            Family("residual", ACTIVATIONS, others, 5, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 5, ("1",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 4, ("n", "1"), WIDTHS[-1:], seeds=2),
+            Family("plain", ACTIVATIONS, others, 5, ("n", "1"), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, others, 4, ("n",), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, others, 5, ("n",), WIDTHS[-1:], seeds=2),
         ),
         seeds=3,
         sampling=measure.Sampling(samples=2048, batch=256, units=8, full_units=2, coordinates=32),
@@ -318,7 +326,9 @@ def run(
         for step, family in steps
         if any(
             k not in done[step is natural_family]
-            for k in family_keys(family, config.ng_seeds if step is natural_family else config.seeds)
+            for k in family_keys(
+                family, config.ng_seeds if step is natural_family else config.seeds
+            )
         )
     ]
     for step, family in steps[part[0] :: part[1]]:
