@@ -166,6 +166,22 @@ def test_tiny_run_writes_results_and_page(tmp_path):
         assert heading in page
     assert (tmp_path / "docs" / "figures" / "fisher_structure" / "tiny_domino.png").exists()
 
+    # --only-missing: runs only the networks the saved results lack, keeps the others
+    path = tmp_path / "results" / "fisher_structure_tiny.json"
+    kept = [r for r in data["structure"] if r["width"] != 16]
+    path.write_text(json.dumps({**data, "structure": kept}))
+    folders = ["--results", str(tmp_path / "results"), "--docs", str(tmp_path / "docs")]
+    assert command.main(["--tiny", "--only-missing", *folders]) == 0
+    merged = json.loads(path.read_text())
+    assert merged["structure"][: len(kept)] == kept
+    added = merged["structure"][len(kept) :]
+    assert len(merged["structure"]) == len(data["structure"])
+    assert {r["width"] for r in added} == {16} and {r["run"] for r in added} == {1}
+    assert merged["natural_gradient"] == data["natural_gradient"]
+    assert [r["structure"] for r in merged["runs"]] == [len(kept), len(added)]
+    assert merged["complete"]
+    assert "| networks per width | run |" in (tmp_path / "docs" / "fisher_structure.md").read_text()
+
 
 def test_committed_page_is_rendered_from_the_committed_results(tmp_path):
     """docs/fisher_structure.md is what the committed JSON results render to (figures aside)."""

@@ -39,6 +39,65 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _key(record):
+    names = ("architecture", "activation", "phase", "depth", "output", "width", "seed")
+    return tuple(record[k] for k in names)
+
+
+def _families_run(data):
+    """For each family of the configuration, the runs (numbered from 1) that measured its
+    networks: "1", "1, 2", ..., "not run", or with "(k of m networks)" if only some were."""
+    config = data["config"]
+    measured = {_key(r): r.get("run", 0) + 1 for r in data["structure"]}
+    out = []
+    for f in config["families"]:
+        expected = [
+            (f["architecture"], a, p, f["depth"], o, w, s)
+            for a in f["activations"]
+            for p in f["phases"]
+            for o in f["outputs"]
+            for w in f["widths"]
+            for s in range(f.get("seeds") or config["seeds"])
+        ]
+        numbers = sorted({measured[k] for k in expected if k in measured})
+        have = sum(k in measured for k in expected)
+        if not numbers:
+            out.append("not run")
+        elif have < len(expected):
+            out.append(f"{', '.join(map(str, numbers))} ({have} of {len(expected)} networks)")
+        else:
+            out.append(", ".join(map(str, numbers)))
+    return out
+
+
+def _absent_cells(data) -> list:
+    """The cells of the issue's grid without a measured network, grouped by architecture,
+    L, n_L and phase: "plain L=4 chaotic n_L = 1: n = 1024 (relu, tanh)"."""
+    have = {
+        (r["architecture"], r["depth"], r["output"], r["phase"], r["activation"], r["width"])
+        for r in data["structure"]
+    }
+    out = []
+    for arch, outputs in (("plain", ("n", "1")), ("residual", ("n",))):
+        for depth in (3, 4, 5):
+            for output in outputs:
+                for phase in ("ordered", "edge", "chaotic"):
+                    missing = {}
+                    for width in (32, 64, 128, 256, 512, 1024):
+                        acts = [
+                            a
+                            for a in ("relu", "tanh", "erf", "gelu")
+                            if (arch, depth, output, phase, a, width) not in have
+                        ]
+                        if acts:
+                            missing.setdefault(tuple(acts), []).append(str(width))
+                    for acts, widths in missing.items():
+                        which = "" if len(acts) == 4 else f" ({', '.join(acts)})"
+                        sizes = "every n" if len(widths) == 6 else f"n = {', '.join(widths)}"
+                        out.append(f"{arch} L={depth} {phase} n_L = {output}: {sizes}{which}")
+    return out
+
+
 def _load(results_dir: Path):
     runs = {}
     for name in ("full", "quick", "tiny"):
@@ -147,16 +206,26 @@ def _page(runs, name, data, groups, prefix) -> str:
     for run_name, run in runs.items():
         if run_name == "tiny":
             continue
-        env = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " if run.get("threads") == "1" else ""
-        rows.append(
-            [
-                f"`{env}{run['command']}`",
-                _minutes(run["wall_seconds"]),
-                len(run["structure"]),
-                len(run["natural_gradient"]),
-                f"`experiments/results/fisher_structure_{run_name}.json`",
-            ]
-        )
+        # a run extended with --only-missing lists its runs; the records each added carry
+        # its index ("run"), the first run's none
+        parts = run.get("runs") or [
+            {
+                **run,
+                "structure": len(run["structure"]),
+                "natural_gradient": len(run["natural_gradient"]),
+            }
+        ]
+        for number, part in enumerate(parts, 1):
+            env = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " if part.get("threads") == "1" else ""
+            rows.append(
+                [
+                    f"`{env}{part['command']}`" + (f" (run {number})" if len(parts) > 1 else ""),
+                    _minutes(part["wall_seconds"]),
+                    part["structure"],
+                    part["natural_gradient"],
+                    f"`experiments/results/fisher_structure_{run_name}.json`",
+                ]
+            )
     add(
         _table(
             [
@@ -169,6 +238,13 @@ def _page(runs, name, data, groups, prefix) -> str:
             rows,
         )
     )
+    if any(len(run.get("runs", ())) > 1 for run in runs.values()):
+        add(
+            "\nEach run with `--only-missing` measured the networks of the configuration that "
+            "the results lacked when it started (with `--part I/K`, of those families every "
+            "K-th from the I-th; K such runs ran at a time, one per core) and merged them into "
+            "the same file; the table of networks measured says which run measured each row."
+        )
     add(
         "\nMeasured on a shared machine with 2 CPU cores (other sessions' jobs running at "
         "the same time, so the times are upper bounds), NumPy with OpenBLAS, float64. "
@@ -212,7 +288,8 @@ def _page(runs, name, data, groups, prefix) -> str:
     )
     add("")
     families = []
-    for f in config["families"]:
+    several = len(data.get("runs", ())) > 1
+    for f, where in zip(config["families"], _families_run(data)):
         families.append(
             [
                 f["architecture"],
@@ -223,11 +300,13 @@ def _page(runs, name, data, groups, prefix) -> str:
                 ", ".join(str(w) for w in f["widths"]),
                 f.get("seeds") or config["seeds"],
             ]
+            + ([where] if several else [])
         )
     add("Networks measured (each combination of the row's entries, at every width):\n")
     add(
         _table(
-            ["architecture", "activations", "phases", "L", "n_L", "widths n", "networks per width"],
+            ["architecture", "activations", "phases", "L", "n_L", "widths n", "networks per width"]
+            + (["run"] if several else []),
             families,
         )
     )
@@ -567,11 +646,42 @@ def _page(runs, name, data, groups, prefix) -> str:
             f"L = 3, G has {size:,} rows ({size * size:.1e} entries) and its estimate needs "
             f"{config['ng_rows_per_parameter'] * size:,} rows of J."
         )
-    add(
-        "- Every combination outside the table of networks measured above (the widths, "
-        "depths, phases and output widths of the issue that are not in it): the full run is "
-        "sized to the 30 minutes it may take on the shared machine."
-    )
+    if len(data.get("runs", ())) > 1:
+        depths = sorted({r["depth"] for r in data["structure"]})
+        between = [d for d in range(min(depths), max(depths) + 1) if d not in depths]
+        unrun = sum(1 for row in _families_run(data) if row == "not run" or "of" in row)
+        absent = _absent_cells(data)
+        add(
+            "- Every combination outside the table of networks measured above"
+            + (
+                f": L = {', '.join(map(str, between))} (the issue's L from 3 to 5),"
+                if between
+                else ":"
+            )
+            + " residual networks with n_L = 1 (the skip path keeps n_L = n), the natural "
+            "gradient at L = 4 and 5"
+            + (
+                "; of the issue's grid (L = 3 to 5, the four activations, the three phases, "
+                "n = 32 to 1024, n_L = 1 and n) no network at: " + "; ".join(absent)
+                if absent
+                else "; the issue's grid (L = 3 to 5, the four activations, the three phases, "
+                "n = 32 to 1024, n_L = 1 and n) has networks in every cell"
+            )
+            + (
+                f"; {unrun} of the table's rows (marked in its last column) were not, or only "
+                "in part, measured when the later runs were stopped"
+                if unrun
+                else ""
+            )
+            + ". The first run was sized to the 30 minutes it may take on the shared machine; "
+            "the later ones added the rest of the issue's grid with `--only-missing`."
+        )
+    else:
+        add(
+            "- Every combination outside the table of networks measured above (the widths, "
+            "depths, phases and output widths of the issue that are not in it): the full run "
+            "is sized to the 30 minutes it may take on the shared machine."
+        )
     add(
         "- The max-norm over *all* entries of G: it is taken over the sampled entries, "
         "whose number grows only with the squared number of sampled units; the RMS is the "
@@ -634,7 +744,7 @@ def _findings_units(groups) -> str:
                 f"largest width (noise subtracted; the noise itself {_range(noise)})."
             )
     for arch, output in (("plain", "n"), ("residual", "n"), ("plain", "1")):
-        std, stats = [], []
+        std, stats, units = [], [], []
         for key, recs in groups.items():
             if key[0] != arch or key[4] != output:
                 continue
@@ -644,11 +754,23 @@ def _findings_units(groups) -> str:
             stats.append(
                 report._mean([report.METRICS["unit hidden statistics max"](r) for r in top])
             )
+            units += [
+                u["statistics"]
+                for r in top
+                for u in r["unit_blocks"]
+                if u["layer"] > 1 and not u.get("dead")
+            ]
         if std:
+            off = [u for u in units if not 0.1 <= u["scale"] <= 10]
             lines.append(
                 f"- {arch}, n_L = {output}: hidden-layer max-norm error at the largest width "
                 f"{_range(std)} with the N(0, I) block, {_range(stats)} with the "
-                "input statistics."
+                "input statistics (means over units). Over all "
+                f"{len(units)} hidden units of these networks: median "
+                f"{_fmt(float(np.median([u['max'] for u in units])))} with the input "
+                "statistics; units whose measured block is more than 10 times off the "
+                "predicted one (best scale outside [0.1, 10]), one of which can make a "
+                f"network's mean large: {len(off)}."
             )
     return "\n".join(lines) + "\n"
 
@@ -813,7 +935,10 @@ def _summary(data, groups) -> str:
             lines.append(
                 f"- **Unit blocks, {arch}, n_L = n, hidden layers, largest width.** Max-norm "
                 f"error {_range(std)} with the paper's N(0, I) block, {_range(stats)} with the "
-                f"measured input means and variances (noise floor {_range(noise)}); "
+                f"measured input means and variances (noise floor {_range(noise)}; median over "
+                f"the {len(std)} network families {_fmt(float(np.median(std)))} and "
+                f"{_fmt(float(np.median(stats)))}, a family's mean can be made by one unit whose "
+                "block is far from its predicted size, section 3); "
                 f"the inputs of layer 3 have "
                 f"mean/std (RMS over coordinates) {_range(mean_std)} and excess kurtosis "
                 f"{_range(kurt)}."

@@ -77,12 +77,17 @@ def quick_config() -> Config:
 
 
 def full_config() -> Config:
-    """Sized for at most 30 minutes on 2 shared cores (single-threaded BLAS): every
-    activation in every phase; n = 1024 (2 networks) for plain networks with n_L = n,
-    512 otherwise (256 for the residual networks off the edge of chaos); L = 5, and the
-    natural gradient at n = 32, for relu and tanh only. Families run in this order, most
-    needed first; the results are saved after each."""
+    """The first thirteen families were sized for at most 30 minutes on 2 shared cores
+    (single-threaded BLAS): every activation in every phase; n = 1024 (2 networks) for
+    plain networks with n_L = n, 512 otherwise (256 for the residual networks off the edge
+    of chaos); L = 5, and the natural gradient at n = 32, for relu and tanh only. The
+    families after them extend this to the rest of the issue's grid (n = 1024 for n_L = 1
+    and residual networks, L = 5 for erf and gelu and with n_L = 1, L = 4, L = 4 and 5 off
+    the edge of chaos); they were run later, with ``--only-missing``, which runs only the
+    networks not yet in the saved results. Families run in this order, most needed first;
+    the results are saved after each."""
     two = ("relu", "tanh")
+    late = ("erf", "gelu")
     others = ("ordered", "chaotic")
     return Config(
         name="full",
@@ -100,6 +105,32 @@ def full_config() -> Config:
             Family("plain", two, ("edge",), 5, ("n",), WIDTHS[-2:-1], seeds=2),
             Family("residual", two, ("edge",), 5, ("n",), WIDTHS[:-2]),
             Family("residual", two, ("edge",), 5, ("n",), WIDTHS[-2:-1], seeds=2),
+            # added later, run with --only-missing: the rest of the issue's grid
+            Family("plain", ACTIVATIONS, ("edge",), 3, ("1",), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, ("edge",), 3, ("n",), WIDTHS[-1:], seeds=2),
+            Family("plain", late, ("edge",), 5, ("n",), WIDTHS[:-2]),
+            Family("plain", late, ("edge",), 5, ("n",), WIDTHS[-2:-1], seeds=2),
+            Family("residual", late, ("edge",), 5, ("n",), WIDTHS[:-2]),
+            Family("residual", late, ("edge",), 5, ("n",), WIDTHS[-2:-1], seeds=2),
+            Family("plain", ACTIVATIONS, ("edge",), 5, ("1",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 3, ("1",), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, others, 3, ("n",), WIDTHS[-2:], seeds=2),
+            Family("plain", ACTIVATIONS, others, 5, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, ("edge",), 5, ("1",), WIDTHS[-1:], seeds=2),
+            Family("plain", ACTIVATIONS, ("edge",), 5, ("n",), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, ("edge",), 5, ("n",), WIDTHS[-1:], seeds=2),
+            Family("plain", ACTIVATIONS, ("edge",), 4, ("n", "1"), WIDTHS[:-1]),
+            Family("residual", ACTIVATIONS, ("edge",), 4, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, ("edge",), 4, ("n", "1"), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, ("edge",), 4, ("n",), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, others, 4, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 4, ("n", "1"), WIDTHS[:-1]),
+            Family("residual", ACTIVATIONS, others, 5, ("n",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 5, ("1",), WIDTHS[:-1]),
+            Family("plain", ACTIVATIONS, others, 4, ("n", "1"), WIDTHS[-1:], seeds=2),
+            Family("plain", ACTIVATIONS, others, 5, ("n", "1"), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, others, 4, ("n",), WIDTHS[-1:], seeds=2),
+            Family("residual", ACTIVATIONS, others, 5, ("n",), WIDTHS[-1:], seeds=2),
         ),
         seeds=3,
         sampling=measure.Sampling(samples=2048, batch=256, units=8, full_units=2, coordinates=32),
@@ -191,9 +222,30 @@ def _batches(rng, count, batch, width):
         yield rng.normal(size=(batch, width))
 
 
-def run(config: Config, log=print, checkpoint=None) -> dict:
+def key(record) -> tuple:
+    """What identifies one network of a run: its family's coordinates, width and seed."""
+    names = ("architecture", "activation", "phase", "depth", "output", "width", "seed")
+    return tuple(record[k] for k in names)
+
+
+def family_keys(family, seeds):
+    for activation in family.activations:
+        for phase in family.phases:
+            for output in family.outputs:
+                for width in family.widths:
+                    for seed in range(family.seeds or seeds):
+                        arch, depth = family.architecture, family.depth
+                        yield (arch, activation, phase, depth, output, width, seed)
+
+
+def run(
+    config: Config, log=print, checkpoint=None, done=(frozenset(), frozenset()), part=(0, 1)
+) -> dict:
     """Run every family and seed; returns {"config", "structure", "natural_gradient",
-    "seconds", "complete"}. ``checkpoint`` gets the partial results after each family."""
+    "seconds", "complete"}. ``checkpoint`` gets the partial results after each family.
+    ``done``: the keys (see :func:`key`) of the networks (block structure, natural gradient)
+    already measured, skipped; ``part`` = (i, k): of the families with anything left to run,
+    only every k-th from the i-th (to split a run between processes)."""
     start = time.perf_counter()
     structure, natural = [], []
 
@@ -209,11 +261,16 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
     sampling = config.sampling
 
     def structure_family(family):
+        arch, depth = family.architecture, family.depth
         for activation in family.activations:
             for phase in family.phases:
                 for output in family.outputs:
                     for width in family.widths:
+                        ran = False
                         for seed in range(family.seeds or config.seeds):
+                            if (arch, activation, phase, depth, output, width, seed) in done[0]:
+                                continue
+                            ran = True
                             t0 = time.perf_counter()
                             module, net, field_, rng, spec = _build(
                                 config, family, activation, phase, output, width, seed
@@ -230,34 +287,51 @@ def run(config: Config, log=print, checkpoint=None) -> dict:
                             )
                             spec["seconds"] = time.perf_counter() - t0
                             structure.append({**spec, **result})
-                        log(
-                            f"{family.architecture} L={family.depth} {activation} {phase} "
-                            f"n_L={output} n={width}: {spec['seconds']:.1f} s per network "
-                            f"({time.perf_counter() - start:.0f} s)"
-                        )
+                        if ran:
+                            log(
+                                f"{family.architecture} L={family.depth} {activation} {phase} "
+                                f"n_L={output} n={width}: {spec['seconds']:.1f} s per network "
+                                f"({time.perf_counter() - start:.0f} s)"
+                            )
 
     def natural_family(family):
+        arch, depth = family.architecture, family.depth
         for activation in family.activations:
             for phase in family.phases:
                 for output in family.outputs:
                     for width in family.widths:
+                        ran = False
                         for seed in range(family.seeds or config.ng_seeds):
+                            if (arch, activation, phase, depth, output, width, seed) in done[1]:
+                                continue
+                            ran = True
                             t0 = time.perf_counter()
                             module, net, field_, rng, spec = _build(
                                 config, family, activation, phase, output, width, seed
                             )
                             natural.append({**spec, **_natural(config, module, net, field_, rng)})
                             natural[-1]["seconds"] = time.perf_counter() - t0
-                        log(
-                            f"natural gradient {family.architecture} {activation} {phase} "
-                            f"n_L={output} n={width} ({time.perf_counter() - start:.0f} s)"
-                        )
+                        if ran:
+                            log(
+                                f"natural gradient {family.architecture} {activation} {phase} "
+                                f"n_L={output} n={width} ({time.perf_counter() - start:.0f} s)"
+                            )
 
     ng_after = len(config.families) if config.ng_after is None else config.ng_after
     steps = [(structure_family, f) for f in config.families[:ng_after]]
     steps += [(natural_family, f) for f in config.ng_families]
     steps += [(structure_family, f) for f in config.families[ng_after:]]
-    for step, family in steps:
+    steps = [
+        (step, family)
+        for step, family in steps
+        if any(
+            k not in done[step is natural_family]
+            for k in family_keys(
+                family, config.ng_seeds if step is natural_family else config.seeds
+            )
+        )
+    ]
+    for step, family in steps[part[0] :: part[1]]:
         step(family)
         if checkpoint is not None:
             checkpoint(partial())
