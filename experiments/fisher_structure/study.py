@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import time
 from dataclasses import asdict, dataclass
 
@@ -260,62 +261,45 @@ def run(
 
     sampling = config.sampling
 
+    def measure_family(family, seeds, measured, records, measure_network, label):
+        """Measure each network of ``family`` not in ``measured`` into ``records``; one log
+        line per width (``label`` of the family's coordinates and the last network)."""
+        pending = [k for k in family_keys(family, seeds) if k not in measured]
+        for _, networks in itertools.groupby(pending, key=lambda k: k[:6]):
+            for _, activation, phase, _, output, width, seed in networks:
+                t0 = time.perf_counter()
+                module, net, field_, rng, spec = _build(
+                    config, family, activation, phase, output, width, seed
+                )
+                records.append({**spec, **measure_network(module, net, field_, rng, width)})
+                records[-1]["seconds"] = time.perf_counter() - t0
+            log(f"{label(records[-1])} ({time.perf_counter() - start:.0f} s)")
+
     def structure_family(family):
-        arch, depth = family.architecture, family.depth
-        for activation in family.activations:
-            for phase in family.phases:
-                for output in family.outputs:
-                    for width in family.widths:
-                        ran = False
-                        for seed in range(family.seeds or config.seeds):
-                            if (arch, activation, phase, depth, output, width, seed) in done[0]:
-                                continue
-                            ran = True
-                            t0 = time.perf_counter()
-                            module, net, field_, rng, spec = _build(
-                                config, family, activation, phase, output, width, seed
-                            )
-                            sigma_v = config.sigma_v if net.residual else None
-                            result = measure.measure_structure(
-                                net,
-                                _batches(rng, sampling.samples, sampling.batch, width),
-                                module,
-                                field_,
-                                sampling,
-                                rng,
-                                sigma_v,
-                            )
-                            spec["seconds"] = time.perf_counter() - t0
-                            structure.append({**spec, **result})
-                        if ran:
-                            log(
-                                f"{family.architecture} L={family.depth} {activation} {phase} "
-                                f"n_L={output} n={width}: {spec['seconds']:.1f} s per network "
-                                f"({time.perf_counter() - start:.0f} s)"
-                            )
+        def measure_network(module, net, field_, rng, width):
+            return measure.measure_structure(
+                net,
+                _batches(rng, sampling.samples, sampling.batch, width),
+                module,
+                field_,
+                sampling,
+                rng,
+                config.sigma_v if net.residual else None,
+            )
+
+        measure_family(
+            family, config.seeds, done[0], structure, measure_network,
+            lambda r: (f"{r['architecture']} L={r['depth']} {r['activation']} {r['phase']} "
+                       f"n_L={r['output']} n={r['width']}: {r['seconds']:.1f} s per network"),
+        )
 
     def natural_family(family):
-        arch, depth = family.architecture, family.depth
-        for activation in family.activations:
-            for phase in family.phases:
-                for output in family.outputs:
-                    for width in family.widths:
-                        ran = False
-                        for seed in range(family.seeds or config.ng_seeds):
-                            if (arch, activation, phase, depth, output, width, seed) in done[1]:
-                                continue
-                            ran = True
-                            t0 = time.perf_counter()
-                            module, net, field_, rng, spec = _build(
-                                config, family, activation, phase, output, width, seed
-                            )
-                            natural.append({**spec, **_natural(config, module, net, field_, rng)})
-                            natural[-1]["seconds"] = time.perf_counter() - t0
-                        if ran:
-                            log(
-                                f"natural gradient {family.architecture} {activation} {phase} "
-                                f"n_L={output} n={width} ({time.perf_counter() - start:.0f} s)"
-                            )
+        measure_family(
+            family, config.ng_seeds, done[1], natural,
+            lambda module, net, field_, rng, width: _natural(config, module, net, field_, rng),
+            lambda r: (f"natural gradient {r['architecture']} {r['activation']} {r['phase']} "
+                       f"n_L={r['output']} n={r['width']}"),
+        )
 
     ng_after = len(config.families) if config.ng_after is None else config.ng_after
     steps = [(structure_family, f) for f in config.families[:ng_after]]

@@ -88,10 +88,10 @@ def load_kernels(name: str) -> ModuleType:
     except ModuleNotFoundError as error:
         if error.name != f"generated.{name}":
             raise
-        hint = ""
-        base = name.split("_")[0]
-        if name not in activations.known_activations() and base in ("leaky", "elu"):
-            hint = " (a built-in with a parameter: python -m derive --activation NAME --param K=V)"
+        with_parameters = any(name.startswith(f"{known}_") for known in
+                              activations.known_activations())
+        hint = (" (a built-in with parameters: python -m derive --activation NAME --param K=V)"
+                if with_parameters else "")
         raise UnsupportedModelError(
             f"no generated module {name!r}: derive it first with python -m derive{hint}"
         ) from None
