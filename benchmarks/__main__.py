@@ -11,12 +11,14 @@ import argparse
 import glob
 import importlib
 import importlib.util
+import math
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+import warnings
 
 import numba
 import numpy as np
@@ -341,10 +343,35 @@ def stress_grid():
     return [(r, b) for r in magnitudes for b in biases]
 
 
-def stress_rows(min_time, max_repeats, m=1024):
+#: Each stress point is timed this many times (one call on STRESS_COPIES units each) and its
+#: cost is the least: a shared machine only ever adds time, so the minimum is the unit's own.
+STRESS_REPEATS = 5
+#: The points that come out worst are timed again, this many of them, STRESS_RETRIES times more.
+STRESS_RECHECKED = 8
+STRESS_RETRIES = 20
+
+
+def _stress_cost(module, r, b, repeats):
+    """Least seconds per unit of ``inverse_coefficients`` (damping 0) at (r, b) over
+    ``repeats`` calls on STRESS_COPIES copies of the point; warnings silenced (printing one
+    would be timed)."""
+    rs = np.full(STRESS_COPIES, r)
+    bs = np.full(STRESS_COPIES, b)
+    best = math.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            module.inverse_coefficients(rs, bs, 0.0)
+            best = min(best, time.perf_counter() - start)
+    return best / STRESS_COPIES
+
+
+def stress_rows(min_time, max_repeats, m=1024, names=None):
     """Per activation, on one thread: seconds per unit of ``inverse_coefficients`` on a typical
-    layer (r ~ |N(0, I_64)|/8·..., b ~ N(0, 1)), and the worst over the stress grid (each point
-    timed on STRESS_COPIES copies of itself), measured in the same run."""
+    layer (r ~ |N(0, I_64)|/8, b ~ N(0, 1)), and the worst over the stress grid (each point's
+    least time over STRESS_REPEATS calls, the worst STRESS_RECHECKED points timed again),
+    measured in the same run."""
     rng = np.random.default_rng(0)
     r_typical = np.linalg.norm(rng.normal(size=(m, 64)), axis=1) / 8.0
     b_typical = rng.normal(size=m)
@@ -352,7 +379,7 @@ def stress_rows(min_time, max_repeats, m=1024):
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     rows = []
-    for name in activations.known_activations():
+    for name in names or activations.known_activations():
         module = importlib.import_module(f"generated.{name}")
         module.inverse_coefficients(r_typical, b_typical, DAMPING)
         typical = timed(
@@ -360,16 +387,12 @@ def stress_rows(min_time, max_repeats, m=1024):
                                                                            DAMPING)},
             min_time / 4, max_repeats,
         )["typical"] / m
-        worst, worst_point = 0.0, None
-        for r, b in grid:
-            rs = np.full(STRESS_COPIES, r)
-            bs = np.full(STRESS_COPIES, b)
-            start = time.perf_counter()
-            for _ in range(3):
-                module.inverse_coefficients(rs, bs, 0.0)
-            per_unit = (time.perf_counter() - start) / (3 * STRESS_COPIES)
-            if per_unit > worst:
-                worst, worst_point = per_unit, (r, b)
+        _stress_cost(module, 1.0, 0.0, 1)  # compile the damping-0 path
+        costs = sorted(((_stress_cost(module, r, b, STRESS_REPEATS), (r, b)) for r, b in grid),
+                       reverse=True)
+        rechecked = [(min(cost, _stress_cost(module, *point, STRESS_RETRIES)), point)
+                     for cost, point in costs[:STRESS_RECHECKED]]
+        worst, worst_point = max(rechecked + costs[STRESS_RECHECKED:STRESS_RECHECKED + 1])
         rows.append({"name": name, "typical": typical, "worst": worst, "point": worst_point})
     numba.set_num_threads(threads)
     return rows
@@ -378,7 +401,8 @@ def stress_rows(min_time, max_repeats, m=1024):
 def print_stress(min_time, max_repeats):
     print(f"Worst cost per unit over the stress grid (r and |b| in {{0}} ∪ 10^k, k from "
           f"{STRESS_EXPONENTS[0]} to {STRESS_EXPONENTS[-1]}, both signs of b: "
-          f"{len(stress_grid())} points, each on {STRESS_COPIES} copies, no cache flush) against "
+          f"{len(stress_grid())} points, each the least of {STRESS_REPEATS} calls on "
+          f"{STRESS_COPIES} copies, the worst {STRESS_RECHECKED} retimed, no cache flush) against "
           "a typical layer (1024 units, r ≈ 1, b ~ N(0, 1)), inverse_coefficients, one thread, "
           "same run. Target: worst/typical ≤ 20.\n")
     print("| activation | typical µs/unit | worst µs/unit | at (r, b) | worst / typical |")

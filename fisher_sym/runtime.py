@@ -604,6 +604,10 @@ def add_remainder(step, sums, magnitude, centre, r, b, jumps):
 SMOOTH_STEP_WIDTH = 0.5
 #: The table of ρs: nodes kh, |kh| ≤ TRAPEZOID_HALF_WIDTH, h = TRAPEZOID_SPACING.
 TRAPEZOID_HALF_WIDTH = 48.0
+#: ... and wider, where ρs has not decayed to TRAPEZOID_REACH of its largest value there.
+TRAPEZOID_REACH = 1e-40
+TRAPEZOID_WIDENING = 8.0
+TRAPEZOID_MAX_HALF_WIDTH = 192.0
 TRAPEZOID_SPACING = 1.0 / 64.0
 #: The coarsest step considered. Per module the table fixes the coarsest power of two whose
 #: sums of ρs, ρs', ρs'' over the whole line (the limit r → ∞) agree with those of the finest
@@ -622,7 +626,7 @@ TRAPEZOID_ANCHOR_BLOCKS = 8
 _TWO_BLOCKS = 2 * TRAPEZOID_LANES  # work-array sizes (constants, as ``scratch`` needs)
 _LANE_SUMS = 10 * TRAPEZOID_LANES
 #: The walk over the nodes stops where what is left is below this fraction of the sum of |ρs|.
-TRAPEZOID_TRUNCATION = 1e-18
+TRAPEZOID_TRUNCATION = 1e-16
 #: A00, v·A00 and q·A00 may be smaller than the sum of their parts by at most this factor.
 TRAPEZOID_CANCELLATION = 1e4
 NO_JUMPS = np.zeros((0, 3))
@@ -655,6 +659,38 @@ def smooth_step_term(limit, side, r, b):
     )
 
 
+def _smooth_values(remainder, step_flags, limits, u):
+    """(ρs, ρs', ρs'') at u from the hard split's remainder (``smooth_step_difference``)."""
+    value, first, second = remainder(u, step_flags)
+    step_value, step_first, step_second = smooth_step_difference(u, limits)
+    return value + step_value, first + step_first, second + step_second
+
+
+def _table_half_width(remainder, step_flags, limits):
+    """TRAPEZOID_HALF_WIDTH, or beyond it, by TRAPEZOID_WIDENING at a time up to
+    TRAPEZOID_MAX_HALF_WIDTH, until |ρs|, |ρs'| and |ρs''| at ±(half width) are below
+    TRAPEZOID_REACH of their largest value within it (ρs of softplus and SiLU decays as
+    u·exp(−u), and a wide Gaussian tilted towards the table's end still reaches far out).
+    A side where they do not fall by half over a widening (a tail term left in ρ, which tends
+    to a constant) does not widen the table."""
+
+    def size(u):
+        return max(abs(x) for x in _smooth_values(remainder, step_flags, limits, u))
+
+    inner = np.arange(-TRAPEZOID_HALF_WIDTH, TRAPEZOID_HALF_WIDTH + 0.25, 0.25)
+    largest = max(size(u) for u in inner)
+    half_width = TRAPEZOID_HALF_WIDTH
+    for side in (-1.0, 1.0):
+        reach, current = TRAPEZOID_HALF_WIDTH, size(side * TRAPEZOID_HALF_WIDTH)
+        while reach < TRAPEZOID_MAX_HALF_WIDTH and current > TRAPEZOID_REACH * largest:
+            following = size(side * (reach + TRAPEZOID_WIDENING))
+            if not following <= 0.5 * current:
+                break
+            reach, current = reach + TRAPEZOID_WIDENING, following
+        half_width = max(half_width, reach)
+    return half_width
+
+
 def smooth_remainder_table(remainder, step_flags, limits):
     """(h, u_0, stride, levels, offsets, counts, centre, spread, lower_length, upper_length)
     of the trapezoidal rule: the finest nodes u_k = u_0 + kh, the largest stride (a power of
@@ -668,21 +704,10 @@ def smooth_remainder_table(remainder, step_flags, limits):
     added back); ρs adds back the hard step minus the smooth one, sign(u)·(L+ − L−)·Q(|u|/s)
     and its derivatives. Plain Python over the compiled ``remainder``: run at import.
     """
-    lower, upper = limits
-    s = SMOOTH_STEP_WIDTH
-    count = int(round(2 * TRAPEZOID_HALF_WIDTH / TRAPEZOID_SPACING)) + 1
-    nodes = -TRAPEZOID_HALF_WIDTH + TRAPEZOID_SPACING * np.arange(count)
-    values = np.empty((count, 3))
-    for k, u in enumerate(nodes):
-        value, first, second = remainder(u, step_flags)
-        y = u / s
-        density = math.exp(-0.5 * y * y) / math.sqrt(2.0 * math.pi)
-        side = 1.0 if u >= 0.0 else -1.0  # the remainder's pieces take u = 0 as u > 0
-        values[k] = (
-            value + side * (upper - lower) * 0.5 * math.erfc(abs(y) / math.sqrt(2.0)),
-            first - (upper - lower) * density / s,
-            second + (upper - lower) * y * density / (s * s),
-        )
+    half_width = _table_half_width(remainder, step_flags, limits)
+    count = int(round(2 * half_width / TRAPEZOID_SPACING)) + 1
+    nodes = -half_width + TRAPEZOID_SPACING * np.arange(count)
+    values = np.array([_smooth_values(remainder, step_flags, limits, u) for u in nodes])
     finest = values.sum(axis=0)
     scale = np.abs(values).sum(axis=0)
     stride = 1
@@ -780,11 +805,16 @@ def _add_blocks(levels, column, direction, count, z, dz, centre, weights, ratios
 
 
 @numba.njit(cache=True)
-def trapezoid_remainder_sums(r, b, table):
+def trapezoid_remainder_sums(r, b, table, reference=(0.0, 0.0, 0.0)):
     """(accepted, sums, magnitude, centre) like ``fixed_rule_remainder_sums``, by the
     trapezoidal rule over the nodes of ``smooth_remainder_table``: sums of
     E[(ρs, ρs', ρs'', (z − c)²ρs, zρs, (1 − z²)ρs)], magnitude the same of |·| (the sixth
     bounded by the others), and the centre c.
+
+    ``reference`` = (R0, Rq, Rv): the checks are relative to the larger of what the sums give
+    for A00, q·A00 and v·A00 and R0, Rq, Rv, the size of what they are added to (a closed-form
+    step: its A00, A00·|q|, A00·v); with R0 > 0 a remainder whose nodes all underflow is
+    accepted as 0 where the bound on what lies beyond the table is below its share of each.
 
     Step h: the largest power-of-two multiple of the table's spacing that is at most the
     table's step and at most r/2 (so that the Gaussian, of width r, is resolved: its own
@@ -800,21 +830,44 @@ def trapezoid_remainder_sums(r, b, table):
     while 2 * stride <= max_stride and 2 * stride * spacing <= 0.5 * r:
         stride *= 2
         level += 1
-    accepted, sums, magnitude, centre = _trapezoid_sums_at(r, b, table, level)
+    accepted, sums, magnitude, centre = _trapezoid_sums_at(r, b, table, level, reference)
     if not accepted and level > 0:
-        accepted, sums, magnitude, centre = _trapezoid_sums_at(r, b, table, level - 1)
+        accepted, sums, magnitude, centre = _trapezoid_sums_at(r, b, table, level - 1, reference)
     return accepted, sums, magnitude, centre
 
 
 @numba.njit(cache=True)
-def _trapezoid_sums_at(r, b, table, level):
+def beyond_table_bound(envelope, z_edge, direction, length, r, centre):
+    """A bound on E[|f(rz + b)|·(1 + (z − centre)² + |z|)] over the z beyond a table's edge
+    (z > z_edge for direction 1, z < z_edge for −1) for |f(u)| ≤ envelope·exp(−|u − edge|/ℓ),
+    ℓ = ``length``: in z the envelope is exp(−direction·r(z − z_edge)/ℓ), so the integral is
+    a shifted Gaussian tail, exp(r·z_edge'/ℓ + r²/(2ℓ²))·Q(z_edge' + r/ℓ) with
+    z_edge' = direction·z_edge, times the weight at |z_edge| + 2 (that tail is the Gaussian
+    φ(z + direction·r/ℓ) cut at z_edge: its mass lies within about one deviation of the point
+    of the cut half-line nearest to −direction·r/ℓ, which is no farther from 0 than z_edge).
+    0 where ℓ = 0 (f vanished at the edge), inf where ℓ = inf (it did not decay)."""
+    if envelope == 0.0 or length == 0.0:
+        return 0.0
+    if not length < math.inf:
+        return math.inf
+    shift = r / length
+    edge = direction * z_edge
+    log_tail, _, _, _ = normal_interval_summary(edge + shift, math.inf)
+    reach = abs(centre) + abs(z_edge) + 2.0
+    weight = 1.0 + reach * reach + reach
+    return envelope * weight * math.exp(min(shift * edge + 0.5 * shift * shift + log_tail, 700.0))
+
+
+@numba.njit(cache=True)
+def _trapezoid_sums_at(r, b, table, level, reference):
     """``trapezoid_remainder_sums`` at step h = 2^level·spacing (level ≤ that of the table's
     step). From b the nodes are taken in blocks of L = TRAPEZOID_LANES, upward from the first
     node above b and downward from the one below it, as far as a bound on the rest allows:
     first that length is found (following the outermost lane's weight only), then the blocks
     are summed, their weights by the recurrence φ(z + L·dz) = φ(z)·ratio,
     ratio(z + L·dz) = ratio(z)·exp(−L²dz²) per lane, evaluated afresh every
-    TRAPEZOID_ANCHOR_BLOCKS blocks.
+    TRAPEZOID_ANCHOR_BLOCKS blocks. Where b lies beyond the table, the walk starts at its
+    nearest end.
     """
     (spacing, first_node, max_stride, levels, offsets, counts, mode, spread,
      lower_length, upper_length) = table
@@ -825,9 +878,9 @@ def _trapezoid_sums_at(r, b, table, level):
     inverse_dz = r / h
     base = offsets[level]  # column of node 0 of this level
     last = counts[level] - 1
-    start = int(math.ceil((b - first_node) / h))
-    if not 0 < start <= last:
-        return False, (0.0,) * 6, (0.0,) * 6, 0.0
+    # The first node above b, clamped to one past either end: the levels are padded with
+    # TRAPEZOID_LANES zeros on both sides, so the block beyond the end adds nothing.
+    start = int(math.ceil(max(min((b - first_node) / h, last + 1.0), 0.0)))
     # The second moment is summed about an estimate c of the mean of z under ρs(rz + b)φ(z),
     # so that it does not cancel: that of N(b, r²)·N(mode, spread) in u, mapped to z.
     centre = r * (mode - b) / (spread + r * r)
@@ -857,9 +910,10 @@ def _trapezoid_sums_at(r, b, table, level):
         blocks = 1
         while True:
             if (outer >= last) if direction == 1 else (outer <= 0):
-                # Beyond the table: ρs decays on its length scale while the Gaussian factor
-                # changes little over it (else the walk would have stopped before), so the
-                # nodes there add less than twice the edge node's bound times length/h.
+                # Beyond the table: |ρs^(j)| ≤ envelope(edge)·exp(−|u − edge|/ℓ) (ℓ its decay
+                # length over the table's last unit), whose Gaussian integral is closed form
+                # (``beyond_table_bound``), wherever b lies; or, where φ decreases outward from
+                # the edge, the Gaussian's own tail times the envelope (``left``).
                 edge = last if direction == 1 else 0
                 z = (first_node + edge * h - b) / r
                 bound = normal_pdf_one_exp(z) * envelope[base + edge]
@@ -867,8 +921,8 @@ def _trapezoid_sums_at(r, b, table, level):
                 if direction * z > 2.0:
                     left = bound * (abs(z) + 2.0) * inverse_dz
                 length = upper_length if direction == 1 else lower_length
-                beyond = 2.0 * bound * (1.0 + abs(z) + z * z) * length / h
-                truncated = max(truncated, min(left, beyond))
+                beyond = beyond_table_bound(envelope[base + edge], z, direction, length, r, centre)
+                truncated = max(truncated, min(left, beyond * inverse_dz))
                 break
             z = (first_node + outer * h - b) / r
             if direction * z > 2.0:
@@ -915,17 +969,27 @@ def _trapezoid_sums_at(r, b, table, level):
     magnitude = (m0 * scale, m1 * scale, m2 * scale, m3 * scale, m4 * scale, m5 * scale)
     # ρs and ρs'' are checked (ρs' lies between them; the factors z, (z − c)² only add to the
     # Gaussian's side, which h ≤ r/2 resolves).
+    # What lies beyond the table (bounded with the weight (z − c)² included) must be
+    # negligible in A00, in v·A00 and in q·A00, which takes −r²·E[ρs''] (Stein's form) or
+    # E[(1 − z²)ρs], whichever has the smaller magnitude (as ``add_remainder`` does).
+    stein = r * r * m2 <= m5
+    size0 = max(m0 * scale, reference[0])
+    size_q = max((r * r * m2 if stein else m5) * scale, reference[1])
+    size_v = max(m3 * scale, reference[2])
+    size2 = max(m2 * scale, reference[1] / (r * r))
     accepted = (
-        truncated <= TRAPEZOID_TRUNCATION * m0
-        and m0 > 0.0
-        and abs(alternating0) <= TRAPEZOID_TOLERANCE * m0
-        and abs(alternating2) <= TRAPEZOID_TOLERANCE * m2
+        truncated * scale <= TRAPEZOID_TRUNCATION * size0
+        and truncated * scale * (r * r if stein else 1.0) <= TRAPEZOID_TRUNCATION * size_q
+        and truncated * scale <= TRAPEZOID_TRUNCATION * size_v
+        and size0 > 0.0
+        and abs(alternating0) * scale <= TRAPEZOID_TOLERANCE * size0
+        and abs(alternating2) * scale <= TRAPEZOID_TOLERANCE * size2
     )
     return accepted, result, magnitude, centre
 
 
 @numba.njit(cache=True)
-def trapezoid_moments(r, b, table, limits):
+def trapezoid_moments(r, b, table, limits, cancellation=TRAPEZOID_CANCELLATION):
     """(accepted, (A00, m1, v, q)) of φ'² = smooth step + ρs, ρs by ``trapezoid_remainder_sums``.
 
     Refused where the sums would not give the moments to high relative accuracy: where
@@ -933,11 +997,29 @@ def trapezoid_moments(r, b, table, limits):
     tail, where φ'² is nearly an exponential, so that q ≈ 0 cancels; the hard split with its
     tail terms in closed form serves there).
     """
-    accepted, sums, magnitude, centre = trapezoid_remainder_sums(r, b, table)
+    step = smooth_step(r, b, limits)
+    # The sums need only be accurate relative to what they are added to (where the step
+    # outweighs ρs, the walk may stop, and the table may end, where ρs is still far from 0).
+    reference = (step[0], step[0] * abs(step[3]), step[0] * step[2])
+    accepted, sums, magnitude, centre = trapezoid_remainder_sums(r, b, table, reference)
     if not accepted:
         return False, (0.0, 0.0, 1.0, 0.0)
+    return smooth_split_moments(r, b, sums, magnitude, centre, step, cancellation)
+
+
+@numba.njit(cache=True)
+def smooth_step(r, b, limits):
+    """(A00, m1, v, q) of the smooth step L−·Φ(−u/s) + L+·Φ(u/s), (L−, L+) = ``limits``."""
     lower, upper = limits
-    step = combine_terms((smooth_step_term(lower, -1.0, r, b), smooth_step_term(upper, 1.0, r, b)))
+    return combine_terms((smooth_step_term(lower, -1.0, r, b), smooth_step_term(upper, 1.0, r, b)))
+
+
+@numba.njit(cache=True)
+def smooth_split_moments(r, b, sums, magnitude, centre, step, cancellation=TRAPEZOID_CANCELLATION):
+    """(accepted, (A00, m1, v, q)) of φ'² = smooth step + ρs from the step's moments
+    (``smooth_step``) and the sums of E[(ρs, ρs', ρs'', (z − c)²ρs, zρs, (1 − z²)ρs)] and of
+    their |·| (``add_remainder``); refused where A00, v·A00 or q·A00 is smaller than the sum of
+    the magnitudes of its parts by more than ``cancellation``."""
     total, mean, variance, one_minus_variance = add_remainder(
         step, sums, magnitude, centre, r, b, NO_JUMPS
     )
@@ -947,15 +1029,16 @@ def trapezoid_moments(r, b, table, limits):
     even = min(r * r * magnitude[2], magnitude[5])
     spread = (step_mean - mean) ** 2
     parts_total = step_total + magnitude[0]
+    offset = abs(centre - mean)  # add_remainder sums the variance about the centre
     parts_variance = (
-        step_total * (step_variance + spread) + magnitude[3] + 2.0 * abs(mean) * odd
-        + mean * mean * magnitude[0]
+        step_total * (step_variance + spread) + magnitude[3]
+        + 2.0 * offset * (odd + abs(centre) * magnitude[0]) + offset * offset * magnitude[0]
     )
     parts_one_minus_variance = (
         step_total * (abs(step_one_minus_variance) + spread) + even + 2.0 * abs(mean) * odd
         + mean * mean * magnitude[0]
     )
-    limit = TRAPEZOID_CANCELLATION
+    limit = cancellation
     if not (
         parts_total <= limit * abs(total)
         and parts_variance <= limit * abs(variance * total)
@@ -963,6 +1046,168 @@ def trapezoid_moments(r, b, table, limits):
     ):
         return False, (0.0, 0.0, 1.0, 0.0)
     return True, (total, mean, variance, one_minus_variance)
+
+
+# --- the tilted rule: the fast rule on φ'² divided by its exponential tail -----------------
+#
+# Deep in a tail where φ'² ≈ c·exp(a·u) (tanh: 16·exp(−4u) for u > 0), q = 1 − v is far
+# smaller than the parts the fast rule sums (an exponential tilts the Gaussian without changing
+# its variance), and the fast rule refuses. With ψ = φ'²·exp(−a·u),
+#     E[φ'²(rz + b)·f(z)] = exp(a·b + a²r²/2)·E[ψ(rz + b')·f(z + a·r)],   b' = b + a·r²,
+# (exp(a·r·z)·φ(z) = exp(a²r²/2)·φ(z − a·r)), so A00 = exp(a·b + a²r²/2)·A00(ψ; r, b'),
+# m1 = m1(ψ; r, b') + a·r, and v, q are those of ψ at (r, b'). ψ is a smooth step from 0 to c
+# (its tail terms beyond the leading one decay, and so does φ'²·exp(−a·u) on the other side),
+# so the fast rule's split, smooth step plus tabulated remainder, serves for it with q in
+# closed form. ψ and its derivatives are formed from the remainder with that side's tail
+# terms in closed form, ρ, as exp(−a·u)·(ρ, ρ' − aρ, ρ'' − 2aρ' + a²ρ) plus the other tail
+# terms c_k·exp((a_k − a)·u), so that nothing cancels.
+
+
+#: The tilted rule's parts may cancel by at most this factor (the fast rule's allows 1e4): in a
+#: tail, ψ's bend and the smooth step's can cancel by that much, and q then lost 1e-10.
+TILTED_CANCELLATION = 100.0
+#: Below this A00 of ψ the sums hold subnormal terms, whose errors the factor
+#: exp(a·b + a²r²/2) would lift into a normal A00: the rule refuses.
+TILTED_SMALLEST = 1e-280
+
+
+def tilted_table(remainder, closed_tails, tails, upper_side):
+    """(exponent a, limits of ψ, ``smooth_remainder_table`` of ψ) for the tail on the upper
+    (``upper_side``) or lower side whose terms c_k·exp(a_k·u) are ``tails``, the leading one
+    first, and in closed form in ``closed_tails``. Plain Python: run at import."""
+    coefficient, exponent = tails[0]
+
+    def psi_remainder(u, _flags):
+        value, first, second = remainder(u, closed_tails)
+        scale = math.exp(-exponent * u)
+        values = [scale * value, scale * (first - exponent * value),
+                  scale * (second - 2.0 * exponent * first + exponent * exponent * value)]
+        if (u >= 0.0) == upper_side:  # the remainder's pieces take u = 0 as u > 0
+            for c, a in tails[1:]:
+                d = a - exponent
+                term = c * math.exp(d * u)
+                values[0] += term
+                values[1] += d * term
+                values[2] += d * d * term
+        return tuple(values)
+
+    limits = (0.0, coefficient) if upper_side else (coefficient, 0.0)
+    return exponent, limits, smooth_remainder_table(psi_remainder, closed_tails, limits)
+
+
+@numba.njit(cache=True)
+def tilted_moments(r, b, tilted):
+    """(accepted, (A00, m1, v, q)) by the tilted rule: the fast rule (``trapezoid_moments``)
+    on ψ = φ'²·exp(−a·u) at b' = b + a·r², ``tilted`` = (a, limits, table) of ``tilted_table``."""
+    exponent, limits, table = tilted
+    shifted = b + exponent * r * r
+    if not math.isfinite(shifted):
+        return False, NO_MOMENTS
+    accepted, moments = trapezoid_moments(r, shifted, table, limits, TILTED_CANCELLATION)
+    total, mean, variance, one_minus_variance = moments
+    if not (accepted and total >= TILTED_SMALLEST):
+        return False, NO_MOMENTS
+    log_factor = exponent * b + 0.5 * (exponent * r) ** 2
+    total = math.exp(math.log(total) + log_factor)
+    return True, (total, mean + exponent * r, variance, one_minus_variance)
+
+
+# --- the Hermite rule: Gauss–Hermite quadrature in z of the smooth remainder (small r) -------
+#
+# Where r is small, ρs(rz + b) is a polynomial in z to double precision over the reach of the
+# Gaussian (ρs is analytic, its nearest singularity a distance d of order 1 from the real line,
+# so in z at d/r), and Gauss–Hermite quadrature with n nodes, exact for degree 2n − 1,
+# converges faster than geometrically. The generated module evaluates ρs, ρs', ρs'' at the
+# nodes of the rules with HERMITE_FINE and HERMITE_COARSE nodes (``smooth_step_difference``
+# turns the hard split's remainder into ρs); the unit is accepted where no part cancels
+# (``smooth_split_moments``) and the two rules give A00, m1, v and q that agree to
+# HERMITE_TOLERANCE of each (of |m1| + √v for m1): the finer one's error is then about the
+# square of that. It costs one evaluation of
+# ρs per node and fills the gap between the narrow rule (whose series in r needs r ≲ 0.002
+# for 1e-16 at the bulk of φ'²) and the trapezoidal rule (r ≥ 2h = 1/32), for GELU (which
+# has no narrow rule) every small r.
+
+HERMITE_FINE = 20
+HERMITE_COARSE = 10
+
+
+def _hermite_rule(count):
+    nodes, weights = np.polynomial.hermite_e.hermegauss(count)
+    return nodes, weights / math.sqrt(2.0 * math.pi)
+
+
+#: The nodes of both rules, fine first, and their weights (each rule's sum to 1).
+HERMITE_NODES, HERMITE_WEIGHTS = (
+    np.concatenate(parts) for parts in zip(_hermite_rule(HERMITE_FINE), _hermite_rule(HERMITE_COARSE))
+)
+#: Above this r the rule is not tried (the trapezoidal rule serves there).
+HERMITE_MAX_RADIUS = 0.125
+#: Agreement of the two rules, relative to the summed |integrand|.
+HERMITE_TOLERANCE = 1e-8
+
+
+@numba.njit(cache=True)
+def smooth_step_difference(u, limits):
+    """(ρs − ρ, ρs' − ρ', ρs'' − ρ'') at u: the hard step L−·[u < 0] + L+·[u > 0] (u = 0
+    counted as u > 0, as the remainder's pieces do) minus the smooth one L−·Φ(−u/s) + L+·Φ(u/s),
+    s = SMOOTH_STEP_WIDTH, and its derivatives."""
+    lower, upper = limits
+    jump = upper - lower
+    if jump == 0.0:
+        return 0.0, 0.0, 0.0
+    s = SMOOTH_STEP_WIDTH
+    y = u / s
+    density = normal_pdf_one_exp(y)
+    side = 1.0 if u >= 0.0 else -1.0
+    return (side * jump * 0.5 * math.erfc(abs(y) / math.sqrt(2.0)), -jump * density / s,
+            jump * y * density / (s * s))
+
+
+@numba.njit(cache=True)
+def hermite_moments(r, b, values, limits):
+    """(accepted, (A00, m1, v, q)) by the Hermite rule, values[k] = (ρs, ρs', ρs'') at
+    u = r·HERMITE_NODES[k] + b."""
+    sums = np.zeros(6)
+    magnitude = np.zeros(6)
+    check = np.zeros(6)
+    mass = first = 0.0
+    for k in range(HERMITE_FINE):
+        weight = HERMITE_WEIGHTS[k] * values[k, 0]
+        mass += weight
+        first += weight * HERMITE_NODES[k]
+    centre = first / mass if mass != 0.0 else 0.0
+    for k in range(HERMITE_NODES.size):
+        z = HERMITE_NODES[k]
+        weight = HERMITE_WEIGHTS[k]
+        value = values[k, 0]
+        terms = (value, values[k, 1], values[k, 2], (z - centre) ** 2 * value, z * value,
+                 (1.0 - z * z) * value)
+        for j in range(6):
+            if k < HERMITE_FINE:
+                sums[j] += weight * terms[j]
+                magnitude[j] += weight * abs(terms[j])
+            else:
+                check[j] += weight * terms[j]
+    if not magnitude[0] > 0.0:
+        return False, NO_MOMENTS
+    sizes = (magnitude[0], magnitude[1], magnitude[2], magnitude[3], magnitude[4], magnitude[5])
+    step = smooth_step(r, b, limits)
+    accepted, moments = smooth_split_moments(
+        r, b, (sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]), sizes, centre, step
+    )
+    if not accepted:
+        return False, NO_MOMENTS
+    # The two rules are compared on the moments, each relative to its own size (a sum that the
+    # step outweighs, such as E[ρs'] at b = 0, may differ by rounding alone).
+    _, coarse = smooth_split_moments(
+        r, b, (check[0], check[1], check[2], check[3], check[4], check[5]), sizes, centre, step
+    )
+    total, mean, variance, one_minus_variance = moments
+    scales = (abs(total), abs(mean) + math.sqrt(abs(variance)), abs(variance), abs(one_minus_variance))
+    for j in range(4):
+        if not abs(moments[j] - coarse[j]) <= HERMITE_TOLERANCE * scales[j]:  # False for NaN
+            return False, NO_MOMENTS
+    return True, moments
 
 
 # --- the narrow-Gaussian rule: the tilted moments as a series in r (``fisher_sym.narrow``) ---
@@ -1277,15 +1522,15 @@ def tail_rule_remainder_sums(r, b, table, kinks, step):
     ``add_remainder`` adds it to, in that sum's units (A00 for ρ, A00·(|m1| + √v)/r for ρ',
     A00·|q|/r² for ρ'', ...): the error is then that fraction of the final moment.
     """
-    accepted, sums, magnitude, centre = trapezoid_remainder_sums(r, b, table)
+    total, mean, variance, one_minus_variance = step
+    spread = abs(mean) + math.sqrt(max(variance, 0.0))
+    parts = (total, total * spread / r, total * abs(one_minus_variance) / (r * r),
+             total * variance, total * spread, total * abs(one_minus_variance))
+    accepted, sums, magnitude, centre = trapezoid_remainder_sums(r, b, table, (parts[0], parts[5], parts[3]))
     if accepted:
         spacing, stride, levels, offsets = table[0], table[2], table[3], table[4]
         h = spacing * stride  # the coarsest step the rule may have taken
         largest = levels[3, offsets[0]]  # the upper envelope at the first node: max |ρ^(j)|
-        total, mean, variance, one_minus_variance = step
-        spread = abs(mean) + math.sqrt(max(variance, 0.0))
-        parts = (total, total * spread / r, total * abs(one_minus_variance) / (r * r),
-                 total * variance, total * spread, total * abs(one_minus_variance))
         # the sums add_remainder uses: ρ, (z − c)²ρ, and its Stein or direct forms
         odd = 1 if r * magnitude[1] <= magnitude[4] else 4
         even = 2 if r * r * magnitude[2] <= magnitude[5] else 5

@@ -25,6 +25,9 @@ moment's size and the one before below 1e-8 (a few hundred flops, no quadrature)
 analytic remainder ρs by the trapezoidal rule in u, with ρs tabulated at import; a
 unit is accepted where the sum over every other node agrees to 1e-5 of the summed
 |integrand| (the full sum's error is about the square of that) and no part cancels.
+Where r ≤ 1/8 and the fast rule refuses, the Hermite rule: ρs by Gauss–Hermite
+quadrature in z with 20 nodes, accepted where the rule with 10 nodes gives the same
+A00, m1, v and q to 1e-8 and no part cancels.
 Elsewhere:
 φ'² is split into a step and the leading exponential terms of its tails, integrated
 in closed form where the bulk of z is far from their kink (elsewhere they are
@@ -171,6 +174,23 @@ STEP_LIMITS = (0.0, 0.0)
 STEP_TAILS = (False, False, False, False, )
 _TRAPEZOID_TABLE = runtime.smooth_remainder_table(_remainder, STEP_TAILS, STEP_LIMITS)
 
+
+@numba.njit(cache=True, error_model="numpy")
+def _hermite_moments(r, b):
+    """(accepted, (A00, m1, v, q)) by the Hermite rule (runtime.hermite_moments) for
+    r ≤ runtime.HERMITE_MAX_RADIUS: ρs, ρs', ρs'' at its nodes u = r·z_k + b."""
+    if not r <= runtime.HERMITE_MAX_RADIUS:
+        return False, runtime.NO_MOMENTS
+    values = np.empty((runtime.HERMITE_NODES.size, 3))
+    for k in range(runtime.HERMITE_NODES.size):
+        u = r * runtime.HERMITE_NODES[k] + b
+        value, first, second = _remainder(u, STEP_TAILS)
+        step_value, step_first, step_second = runtime.smooth_step_difference(u, STEP_LIMITS)
+        values[k, 0] = value + step_value
+        values[k, 1] = first + step_first
+        values[k, 2] = second + step_second
+    return runtime.hermite_moments(r, b, values, STEP_LIMITS)
+
 # The tail rule (runtime.tail_rule_remainder_sums): ρ with the tail terms of one side in
 # closed form (TAIL_RULE_PATTERNS: the ``closed_tails`` of a deep tail on that side, the lower
 # tails, then the upper ones), tabulated once, at import, on the nodes of the trapezoidal rule.
@@ -178,6 +198,10 @@ TAIL_RULE_PATTERNS = ((True, True, False, False, ), (False, False, True, True, )
 _TAIL_RULE_TABLES = tuple(
     runtime.split_remainder_table(_remainder, pattern) for pattern in TAIL_RULE_PATTERNS
 )
+# The tilted rule (runtime.tilted_moments): per side whose tail terms are exponentials
+# c_k·exp(a_k·u) (the leading one first), the fast rule's table of ψ = φ'²·exp(−a·u).
+_TILTED_LOWER = runtime.tilted_table(_remainder, TAIL_RULE_PATTERNS[0], ((16.0, 4.0), (-64.0, 6.0), ), False)
+_TILTED_UPPER = runtime.tilted_table(_remainder, TAIL_RULE_PATTERNS[1], ((16.0, -4.0), (-64.0, -6.0), ), True)
 # The wide rule (runtime.wide_moments) and saturation (runtime.saturated_moments): the limits
 # (L−, L+) of φ'² at ±∞, ``closed_tails`` with the step's terms alone in closed form (so that
 # ρ = φ'² − step), the moments of that ρ and the points beyond which it is 0 in double
@@ -499,8 +523,8 @@ def _narrow_moments(r, b):
 
 @numba.njit(cache=True, error_model="numpy")
 def _tilted_moments(r, b):
-    """(A00, m1, v, q) as ``_split_moments``: by saturation, the narrow rule, the wide rule or
-    the fast rule where one of them accepts."""
+    """(A00, m1, v, q) as ``_split_moments``: by saturation, the narrow rule, the wide rule,
+    the fast rule, the tilted rule or the Hermite rule where one of them accepts."""
     accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
     if accepted:
         return moments
@@ -511,6 +535,17 @@ def _tilted_moments(r, b):
     if accepted:
         return moments
     accepted, moments = runtime.trapezoid_moments(r, b, _TRAPEZOID_TABLE, STEP_LIMITS)
+    if accepted:
+        return moments
+    if b < 0.0:
+        accepted, moments = runtime.tilted_moments(r, b, _TILTED_LOWER)
+        if accepted:
+            return moments
+    if b > 0.0:
+        accepted, moments = runtime.tilted_moments(r, b, _TILTED_UPPER)
+        if accepted:
+            return moments
+    accepted, moments = _hermite_moments(r, b)
     if accepted:
         return moments
     return _split_moments(r, b)
