@@ -571,7 +571,9 @@ def add_remainder(step, sums, magnitude, centre, r, b, jumps):
     if total == 0.0:  # both parts underflow: keep the step's moments (they live in log space)
         return step
     mean = (step_total * step_mean + odd) / total
-    spread = (step_mean - mean) ** 2
+    # step_mean − mean = (step_mean·mass − odd)/total, without the rounding of mean (which
+    # alone made q of a zero remainder −(ulp of m1)² ≈ −1e-30 where the step's q is 5e-73)
+    spread = ((step_mean * mass - odd) / total) ** 2
     about_mean = centred + 2.0 * (centre - mean) * (odd - centre * mass) + (centre - mean) ** 2 * mass
     variance = (step_total * (step_variance + spread) + about_mean) / total
     one_minus_variance = (
@@ -607,7 +609,9 @@ TRAPEZOID_HALF_WIDTH = 48.0
 #: ... and wider, where ρs has not decayed to TRAPEZOID_REACH of its largest value there.
 TRAPEZOID_REACH = 1e-40
 TRAPEZOID_WIDENING = 8.0
-TRAPEZOID_MAX_HALF_WIDTH = 192.0
+#: (At ±96 a table takes 0.96 MB: numba freezes a global array into the compiled code only
+#: below 1 MB, and cannot cache a kernel that reads a larger one.)
+TRAPEZOID_MAX_HALF_WIDTH = 96.0
 TRAPEZOID_SPACING = 1.0 / 64.0
 #: The coarsest step considered. Per module the table fixes the coarsest power of two whose
 #: sums of ρs, ρs', ρs'' over the whole line (the limit r → ∞) agree with those of the finest
@@ -897,6 +901,8 @@ def _trapezoid_sums_at(r, b, table, level, reference):
     central = 0.0
     for j in range(2 * lanes):
         central += weights[j] * abs(levels[0, base + start - lanes + j])
+    # What the sums are added to, in the sums' units: the walk may stop below it too.
+    floor = min(reference[0], reference[1], reference[2]) * inverse_dz
     sums = scratch(_LANE_SUMS)
     sums[:] = 0.0
     truncated = 0.0
@@ -929,7 +935,7 @@ def _trapezoid_sums_at(r, b, table, level, reference):
                 # There (1 + |z| + z²)·φ(z) decreases outward, so the nodes beyond add less than
                 # the envelope times ∫ from z on, over dz: φ(z)·(|z| + 2)/dz bounds that.
                 left = weight * envelope[base + outer] * (abs(z) + 2.0) * inverse_dz
-                if left <= TRAPEZOID_TRUNCATION * central:
+                if left <= TRAPEZOID_TRUNCATION * max(central, floor):
                     break
             if weight == 0.0:
                 break
@@ -1079,20 +1085,37 @@ def tilted_table(remainder, closed_tails, tails, upper_side):
 
     def psi_remainder(u, _flags):
         value, first, second = remainder(u, closed_tails)
-        scale = math.exp(-exponent * u)
-        values = [scale * value, scale * (first - exponent * value),
-                  scale * (second - 2.0 * exponent * first + exponent * exponent * value)]
-        if (u >= 0.0) == upper_side:  # the remainder's pieces take u = 0 as u > 0
-            for c, a in tails[1:]:
-                d = a - exponent
-                term = c * math.exp(d * u)
-                values[0] += term
-                values[1] += d * term
-                values[2] += d * d * term
-        return tuple(values)
+        return tilted_values(value, first, second, u, tails, upper_side)
 
-    limits = (0.0, coefficient) if upper_side else (coefficient, 0.0)
-    return exponent, limits, smooth_remainder_table(psi_remainder, closed_tails, limits)
+    return exponent, tilted_limits(tails, upper_side), smooth_remainder_table(
+        psi_remainder, closed_tails, tilted_limits(tails, upper_side)
+    )
+
+
+def tilted_limits(tails, upper_side):
+    """The limits (ψ(−∞), ψ(+∞)) of ψ: the leading tail term's coefficient on its side."""
+    return (0.0, tails[0][0]) if upper_side else (tails[0][0], 0.0)
+
+
+@numba.njit(cache=True)
+def tilted_values(value, first, second, u, tails, upper_side):
+    """(ψ, ψ', ψ'') less ψ's hard step at u, from the remainder's (ρ, ρ', ρ'') there with the
+    side's tail terms ``tails`` = ((c_0, a_0), (c_1, a_1), …) in closed form: exp(−a_0·u)·ρ plus
+    the terms after the leading one, c_k·exp((a_k − a_0)·u), on their side."""
+    exponent = tails[0][1]
+    scale = math.exp(-exponent * u)
+    psi = scale * value
+    slope = scale * (first - exponent * value)
+    curvature = scale * (second - 2.0 * exponent * first + exponent * exponent * value)
+    if (u >= 0.0) == upper_side:  # the remainder's pieces take u = 0 as u > 0
+        for k in range(1, len(tails)):
+            c, a = tails[k]
+            d = a - exponent
+            term = c * math.exp(d * u)
+            psi += term
+            slope += d * term
+            curvature += d * d * term
+    return psi, slope, curvature
 
 
 @numba.njit(cache=True)
@@ -1104,8 +1127,17 @@ def tilted_moments(r, b, tilted):
     if not math.isfinite(shifted):
         return False, NO_MOMENTS
     accepted, moments = trapezoid_moments(r, shifted, table, limits, TILTED_CANCELLATION)
+    if not accepted:
+        return False, NO_MOMENTS
+    return untilted(moments, exponent, r, b)
+
+
+@numba.njit(cache=True)
+def untilted(moments, exponent, r, b):
+    """(accepted, (A00, m1, v, q)) of φ'² from those of ψ = φ'²·exp(−a·u) at b + a·r²:
+    A00·exp(a·b + a²r²/2), m1 + a·r; refused where A00 of ψ is below TILTED_SMALLEST."""
     total, mean, variance, one_minus_variance = moments
-    if not (accepted and total >= TILTED_SMALLEST):
+    if not total >= TILTED_SMALLEST:
         return False, NO_MOMENTS
     log_factor = exponent * b + 0.5 * (exponent * r) ** 2
     total = math.exp(math.log(total) + log_factor)
@@ -1164,9 +1196,9 @@ def smooth_step_difference(u, limits):
 
 
 @numba.njit(cache=True)
-def hermite_moments(r, b, values, limits):
+def hermite_moments(r, b, values, limits, cancellation=TRAPEZOID_CANCELLATION):
     """(accepted, (A00, m1, v, q)) by the Hermite rule, values[k] = (ρs, ρs', ρs'') at
-    u = r·HERMITE_NODES[k] + b."""
+    u = r·HERMITE_NODES[k] + b; ``cancellation`` as for ``smooth_split_moments``."""
     sums = np.zeros(6)
     magnitude = np.zeros(6)
     check = np.zeros(6)
@@ -1193,7 +1225,8 @@ def hermite_moments(r, b, values, limits):
     sizes = (magnitude[0], magnitude[1], magnitude[2], magnitude[3], magnitude[4], magnitude[5])
     step = smooth_step(r, b, limits)
     accepted, moments = smooth_split_moments(
-        r, b, (sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]), sizes, centre, step
+        r, b, (sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]), sizes, centre, step,
+        cancellation,
     )
     if not accepted:
         return False, NO_MOMENTS

@@ -209,7 +209,34 @@ _TAIL_RULE_TABLES = tuple(
 )
 # The tilted rule (runtime.tilted_moments): per side whose tail terms are exponentials
 # c_k·exp(a_k·u) (the leading one first), the fast rule's table of ψ = φ'²·exp(−a·u).
-_TILTED_LOWER = runtime.tilted_table(_remainder, TAIL_RULE_PATTERNS[0], ((1.0, 2.0), (-2.0, 3.0), ), False)
+_TILTED_LOWER_TAILS = ((1.0, 2.0), (-2.0, 3.0), )
+_TILTED_LOWER = runtime.tilted_table(_remainder, TAIL_RULE_PATTERNS[0], _TILTED_LOWER_TAILS, False)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tilted_hermite_moments(r, b, closed_tails, tails, upper_side):
+    """(accepted, (A00, m1, v, q)) by the Hermite rule on ψ = φ'²·exp(−a·u) at b + a·r² for
+    r ≤ runtime.HERMITE_MAX_RADIUS (runtime.tilted_values, runtime.untilted): ``tails`` the
+    side's terms (c_k, a_k), in closed form in ``closed_tails``."""
+    if not r <= runtime.HERMITE_MAX_RADIUS:
+        return False, runtime.NO_MOMENTS
+    exponent = tails[0][1]
+    shifted = b + exponent * r * r
+    limits = (0.0, tails[0][0]) if upper_side else (tails[0][0], 0.0)
+    values = np.empty((runtime.HERMITE_NODES.size, 3))
+    for k in range(runtime.HERMITE_NODES.size):
+        u = r * runtime.HERMITE_NODES[k] + shifted
+        value, first, second = _remainder(u, closed_tails)
+        psi, slope, curvature = runtime.tilted_values(value, first, second, u, tails, upper_side)
+        step_value, step_first, step_second = runtime.smooth_step_difference(u, limits)
+        values[k, 0] = psi + step_value
+        values[k, 1] = slope + step_first
+        values[k, 2] = curvature + step_second
+    accepted, moments = runtime.hermite_moments(r, shifted, values, limits,
+                                                runtime.TILTED_CANCELLATION)
+    if not accepted:
+        return False, runtime.NO_MOMENTS
+    return runtime.untilted(moments, exponent, r, b)
 # The wide rule (runtime.wide_moments) and saturation (runtime.saturated_moments): the limits
 # (L−, L+) of φ'² at ±∞, ``closed_tails`` with the step's terms alone in closed form (so that
 # ρ = φ'² − step), the moments of that ρ and the points beyond which it is 0 in double
@@ -546,6 +573,12 @@ def _tilted_moments(r, b):
     accepted, moments = _hermite_moments(r, b)
     if accepted:
         return moments
+    if b < 0.0:
+        accepted, moments = _tilted_hermite_moments(
+            r, b, TAIL_RULE_PATTERNS[0], _TILTED_LOWER_TAILS, False
+        )
+        if accepted:
+            return moments
     return _split_moments(r, b)
 
 

@@ -582,7 +582,7 @@ def _tilted_moments(r, b):
     accepted, moments = _narrow_moments(r, b)
     if accepted:
         return moments
-$wide_lines$trapezoid_lines$tilted_lines$hermite_lines    return _split_moments(r, b)
+$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines    return _split_moments(r, b)
 
 
 ''')
@@ -598,7 +598,7 @@ def _tilted_moments(r, b):
     accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
     if accepted:
         return moments
-$wide_lines$trapezoid_lines$tilted_lines$hermite_lines    return _split_moments(r, b)
+$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines    return _split_moments(r, b)
 
 
 ''')
@@ -624,11 +624,46 @@ HERMITE_LINES = """\
 TILTED_TABLES = Template('''# The tilted rule (runtime.tilted_moments): per side whose tail terms are exponentials
 # c_k·exp(a_k·u) (the leading one first), the fast rule's table of ψ = φ'²·exp(−a·u).
 $assignments
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tilted_hermite_moments(r, b, closed_tails, tails, upper_side):
+    """(accepted, (A00, m1, v, q)) by the Hermite rule on ψ = φ'²·exp(−a·u) at b + a·r² for
+    r ≤ runtime.HERMITE_MAX_RADIUS (runtime.tilted_values, runtime.untilted): ``tails`` the
+    side's terms (c_k, a_k), in closed form in ``closed_tails``."""
+    if not r <= runtime.HERMITE_MAX_RADIUS:
+        return False, runtime.NO_MOMENTS
+    exponent = tails[0][1]
+    shifted = b + exponent * r * r
+    limits = (0.0, tails[0][0]) if upper_side else (tails[0][0], 0.0)
+    values = np.empty((runtime.HERMITE_NODES.size, 3))
+    for k in range(runtime.HERMITE_NODES.size):
+        u = r * runtime.HERMITE_NODES[k] + shifted
+        value, first, second = _remainder(u, closed_tails)
+        psi, slope, curvature = runtime.tilted_values(value, first, second, u, tails, upper_side)
+        step_value, step_first, step_second = runtime.smooth_step_difference(u, limits)
+        values[k, 0] = psi + step_value
+        values[k, 1] = slope + step_first
+        values[k, 2] = curvature + step_second
+    accepted, moments = runtime.hermite_moments(r, shifted, values, limits,
+                                                runtime.TILTED_CANCELLATION)
+    if not accepted:
+        return False, runtime.NO_MOMENTS
+    return runtime.untilted(moments, exponent, r, b)
 ''')
 
 TILTED_LINES = Template("""\
     if $condition:
         accepted, moments = runtime.tilted_moments(r, b, $table)
+        if accepted:
+            return moments
+""")
+
+TILTED_HERMITE_LINES = Template("""\
+    if $condition:
+        accepted, moments = _tilted_hermite_moments(
+            r, b, TAIL_RULE_PATTERNS[$pattern], $tails, $upper_side
+        )
         if accepted:
             return moments
 """)
@@ -650,28 +685,33 @@ def _tilted_sides(plan: NumericalPlan) -> list[tuple[bool, list[tuple[sp.Expr, s
     return sides
 
 
-def _tilted_parts(plan: NumericalPlan) -> tuple[str, str]:
-    """The tilted rule's tables (module level) and its lines in ``_tilted_moments``."""
+def _tilted_parts(plan: NumericalPlan) -> tuple[str, str, str]:
+    """The tilted rule's tables and functions (module level), and its lines in
+    ``_tilted_moments``: those of the fast rule on ψ, and those of the Hermite rule on ψ."""
     if not plan.smooth:
-        return "", ""
+        return "", "", ""
     patterns = _tail_rule_patterns(plan)
-    assignments, lines = [], []
+    assignments, lines, hermite_lines = [], [], []
     for upper_side, tails in _tilted_sides(plan):
         name = "_TILTED_UPPER" if upper_side else "_TILTED_LOWER"
         pattern = patterns.index(tuple(
             (t.upper == sp.oo) if upper_side else (t.lower == -sp.oo) for t in plan.tails
         ))
         terms = "(" + "".join(f"({_number(c)}, {_number(a)}), " for c, a in tails) + ")"
-        assignments.append(
-            f"{name} = runtime.tilted_table(_remainder, TAIL_RULE_PATTERNS[{pattern}], {terms}, "
-            f"{upper_side})"
-        )
-        lines.append(TILTED_LINES.substitute(
-            condition="b > 0.0" if upper_side else "b < 0.0", table=name
+        assignments += [
+            f"{name}_TAILS = {terms}",
+            f"{name} = runtime.tilted_table(_remainder, TAIL_RULE_PATTERNS[{pattern}], "
+            f"{name}_TAILS, {upper_side})",
+        ]
+        condition = "b > 0.0" if upper_side else "b < 0.0"
+        lines.append(TILTED_LINES.substitute(condition=condition, table=name))
+        hermite_lines.append(TILTED_HERMITE_LINES.substitute(
+            condition=condition, pattern=pattern, tails=f"{name}_TAILS", upper_side=upper_side
         ))
     if not assignments:
-        return "", ""
-    return TILTED_TABLES.substitute(assignments="\n".join(assignments)), "".join(lines)
+        return "", "", ""
+    return (TILTED_TABLES.substitute(assignments="\n".join(assignments)), "".join(lines),
+            "".join(hermite_lines))
 
 
 _W = sp.Symbol("w", real=True)
@@ -694,6 +734,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
         return NO_NARROW_SECTION.substitute(
             wide_lines=WIDE_LINES, trapezoid_lines=TRAPEZOID_LINES if plan.smooth else "",
             tilted_lines=_tilted_parts(plan)[1], hermite_lines=HERMITE_LINES if plan.smooth else "",
+            tilted_hermite_lines=_tilted_parts(plan)[2],
         ), 0
     # Near u = 0 a one-sided form in t = exp(−u) (or s = exp(u)) cancels where it vanishes
     # at 0 (−4·tanh u = (4t² − 4)/(t² + 1)), so on (−1, 1) such a form is written in
@@ -754,6 +795,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
         trapezoid_lines=TRAPEZOID_LINES if plan.smooth else "",
         tilted_lines=_tilted_parts(plan)[1],
         hermite_lines=HERMITE_LINES if plan.smooth else "",
+        tilted_hermite_lines=_tilted_parts(plan)[2],
     )
     return section, order
 
