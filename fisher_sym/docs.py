@@ -267,8 +267,11 @@ def _numerical_section(activation: Activation, error: NoClosedForm) -> list[str]
             "**The fast rule, tried first.** φ'² is analytic on the whole line, so for most "
             f"units (all of a typical layer's) the kernel uses another split: {split} is "
             "summed by the trapezoidal rule in u, which converges geometrically for it. A unit "
-            "is accepted where the sum over every other node agrees and no part cancels (in a "
-            "deep tail, where φ'² is nearly an exponential, the split above serves) "
+            "is accepted where the sum over every other node agrees and no part cancels. In a "
+            "deep tail, where φ'² is nearly an exponential c·exp(a·u), the same sums for "
+            "φ'²·exp(−a·u) at the bias b + a·r² serve where that tail is a pure exponential "
+            "(the tilted rule); for r ≤ 1/8, Gauss–Hermite quadrature in z of the same "
+            "remainder; elsewhere the split above "
             "([the fast rule](../numerics.md#activations-without-a-closed-form)).",
         ]
     return lines

@@ -1170,7 +1170,8 @@ def _hermite_rule(count):
 
 #: The nodes of both rules, fine first, and their weights (each rule's sum to 1).
 HERMITE_NODES, HERMITE_WEIGHTS = (
-    np.concatenate(parts) for parts in zip(_hermite_rule(HERMITE_FINE), _hermite_rule(HERMITE_COARSE))
+    np.concatenate(parts)
+    for parts in zip(_hermite_rule(HERMITE_FINE), _hermite_rule(HERMITE_COARSE), strict=True)
 )
 #: Above this r the rule is not tried (the trapezoidal rule serves there).
 HERMITE_MAX_RADIUS = 0.125

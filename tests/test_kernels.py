@@ -2,6 +2,7 @@
 
 import functools
 import importlib
+import math
 from pathlib import Path
 
 import mpmath
@@ -547,8 +548,8 @@ def test_tilted_rule_matches_high_precision_where_it_accepts(name):
     tail (r ∈ [0.03, 100], b/r from 2 to 60 on the side of the tail) against 60-digit mpmath
     (``tilted_reference``), to the fast rule's accuracy, wherever it accepts and A00 is a
     normal double (below, the block is 0 and q moot); it accepts most such units. (The hard
-    split is no reference here: where the Gaussian tilted by the tail reaches u = 0 its q
-    was off by 5e-4 at sigmoid's r = 3.26, b = −92, against 4e-16 for the tilted rule.)"""
+    split served as the reference at first, and was itself off: q by 5e-4 at sigmoid's
+    r = 3.26, b = −92, from the rounding of m1 in its spread term, since fixed.)"""
     module, phi = load(name)
     sides = [-1.0] if name == "softplus" else [-1.0, 1.0]  # softplus → 1 for u → ∞: a step
     rng = np.random.default_rng(17)
@@ -599,6 +600,44 @@ RULE_POINTS = [
     ("softplus", 0.05, 3.0), ("silu", 100.0, -1000.0), ("silu", 0.02, 1.0),
     ("gelu", 1e-5, 10.0), ("gelu", 0.01, -0.7), ("gelu", 100.0, -1000.0),
 ]
+
+
+def exponential_series_moments(terms, r, b, dps=120):
+    """(A00, m1, v, q) of Σ_k c_k·exp(a_k·u) over u = rz + b, z ~ N(0, 1), in mpmath: each
+    term is c_k·exp(a_k·b + a_k²r²/2) times N(a_k·r, 1) in z, exactly."""
+    with mpmath.workdps(dps):
+        r, b = mpmath.mpf(r), mpmath.mpf(b)
+        weights = [c * mpmath.exp(a * b + a * a * r * r / 2) for c, a in terms]
+        mass = sum(weights)
+        exponents = [a for _, a in terms]
+        mean = sum(w * a * r for w, a in zip(weights, exponents, strict=True)) / mass
+        second = sum(w * (1 + (a * r) ** 2) for w, a in zip(weights, exponents, strict=True)) / mass
+        variance = second - mean**2
+        return float(mass), float(mean), float(variance), float(1 - variance)
+
+
+#: φ'² as its exponential series on one side: sech⁴u = 16·Σ_k (−1)^k C(k+3, 3) exp(−(4 + 2k)u)
+#: for u > 0, σ'(u)² = Σ_k (−1)^k C(k+3, 3) exp((2 + k)u) for u < 0; at these (r, b) the
+#: Gaussian tilted by any of the terms kept lies far on that side, so the series is the block.
+SERIES_POINTS = [
+    ("tanh", 10**0.25, 100.0,
+     [(16 * (-1) ** k * math.comb(k + 3, 3), -4 - 2 * k) for k in range(6)]),
+    ("sigmoid", 3.2623864957430384, -91.97962159236823,
+     [((-1) ** k * math.comb(k + 3, 3), 2 + k) for k in range(6)]),
+]
+
+
+@pytest.mark.parametrize("name, r, b, terms", SERIES_POINTS)
+def test_deep_tail_q_matches_the_exponential_series(name, r, b, terms):
+    """Deep in a tail q is 1e-72 … 1e-27, a difference of the tail terms' Gaussians: the
+    module (and its hard split alone) against the series, q to 1e-10. The split's q was
+    −8e-31 at tanh's r = 1.78, b = 100 (true 3.8e-72) and off by 5e-4 at the sigmoid point,
+    from the rounding of m1 in the spread between step and remainder."""
+    module = importlib.import_module(f"generated.{name}")
+    want = exponential_series_moments(terms, r, b)
+    assert want[3] > 0.0
+    assert_moments_agree(module._tilted_moments(r, b), want, f"{name} at r={r!r}, b={b!r}")
+    assert_moments_agree(module._split_moments(r, b), want, f"split, {name} at r={r!r}, b={b!r}")
 
 
 @pytest.mark.parametrize("name, r, b", RULE_POINTS)

@@ -582,7 +582,8 @@ def _tilted_moments(r, b):
     accepted, moments = _narrow_moments(r, b)
     if accepted:
         return moments
-$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines    return _split_moments(r, b)
+$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines\
+    return _split_moments(r, b)
 
 
 ''')
@@ -598,7 +599,8 @@ def _tilted_moments(r, b):
     accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
     if accepted:
         return moments
-$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines    return _split_moments(r, b)
+$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines\
+    return _split_moments(r, b)
 
 
 ''')
@@ -621,7 +623,8 @@ HERMITE_LINES = """\
         return moments
 """
 
-TILTED_TABLES = Template('''# The tilted rule (runtime.tilted_moments): per side whose tail terms are exponentials
+TILTED_TABLES = Template('''\
+# The tilted rule (runtime.tilted_moments): per side whose tail terms are exponentials
 # c_k·exp(a_k·u) (the leading one first), the fast rule's table of ψ = φ'²·exp(−a·u).
 $assignments
 
