@@ -31,6 +31,10 @@ from fisher_sym.special import (
 )
 
 EMPTY_TERM = (1.0, -math.inf, 0.0, 0.0, 1.0)
+#: The smallest normal double; the undamped inverse treats an m1 within ROUNDING_OF_MEAN·√v
+#: of 0 as 0 where v is below it (``_coefficients_of_moments`` of a generated module).
+DOUBLE_TINY = float(np.finfo(np.float64).tiny)
+ROUNDING_OF_MEAN = 8.0 * float(np.finfo(np.float64).eps)
 #: Beyond |z| = 40 the Gaussian weight is below 1e-347: quadrature ends there, and a
 #: truncation beyond it counts as none.
 Z_LIMIT = 40.0

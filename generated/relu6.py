@@ -116,6 +116,11 @@ def _coefficients_of_moments(A00, m1, v, q, damping):
         # double range.
         return 0.0, 0.0, 0.0, 0.0
     if damping == 0.0:
+        if v < runtime.DOUBLE_TINY and abs(m1) <= runtime.ROUNDING_OF_MEAN * math.sqrt(v):
+            # v is subnormal, and m1 is known only to its rounding, a few ulps of √v (the
+            # scale of z under the tilted density): below that it is 0 (by symmetry, as for
+            # an even φ'² at b = 0), and so are Y and Z, not ±m1/(A00·v) ≈ 1e293.
+            m1 = 0.0
         if v == 0.0:
             # G is singular in double precision: its variance along ŵ underflows (a bounded
             # φ' at r beyond about 1e154), and so X = q/(A00·v), Y = −m1/(A00·v) exceed the

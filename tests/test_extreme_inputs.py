@@ -198,6 +198,17 @@ def test_singular_block_without_inf_times_zero():
     assert coefficients[2:].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("name", ["hardtanh", "erf", "tanh", "sigmoid"])
+def test_symmetric_singular_block_has_no_rounding_driven_y_and_z(name):
+    """At r = 1e155, b = 0 an even φ'² has m1 = 0 by symmetry, so Y = −m1/(A00·v) and
+    Z = m1²/(A00·v) are 0 at damping 0, while X = q/(A00·v) overflows (v is subnormal). The
+    closed form's m1 was −1.6e-172 for hardtanh, a rounding of √v ≈ 6e-156, and gave
+    Y = 6e293, Z = 1e122."""
+    _, coefficients = evaluate(name, 1e155, 0.0, 0.0)
+    assert coefficients[1] == math.inf
+    assert coefficients[2:].tolist() == [0.0, 0.0]
+
+
 def test_tanh_at_huge_radius_is_not_zero():
     """A00 was 0 at r = b = 1e150 (true value 3.2e-151): the wide rule gives
     A00 = (1/r)·φ(b/r)·∫φ'(u)² du (1 + O(1/r²)), with ∫ sech⁴ = 4/3."""
