@@ -1085,17 +1085,16 @@ def tilted_table(remainder, closed_tails, tails, upper_side):
     """(exponent a, limits of ψ, ``smooth_remainder_table`` of ψ) for the tail on the upper
     (``upper_side``) or lower side whose terms c_k·exp(a_k·u) are ``tails``, the leading one
     first, and in closed form in ``closed_tails``. Plain Python: run at import."""
-    coefficient, exponent = tails[0]
 
     def psi_remainder(u, _flags):
         value, first, second = remainder(u, closed_tails)
         return tilted_values(value, first, second, u, tails, upper_side)
 
-    return exponent, tilted_limits(tails, upper_side), smooth_remainder_table(
-        psi_remainder, closed_tails, tilted_limits(tails, upper_side)
-    )
+    limits = tilted_limits(tails, upper_side)
+    return tails[0][1], limits, smooth_remainder_table(psi_remainder, closed_tails, limits)
 
 
+@numba.njit(cache=True)
 def tilted_limits(tails, upper_side):
     """The limits (ψ(−∞), ψ(+∞)) of ψ: the leading tail term's coefficient on its side."""
     return (0.0, tails[0][0]) if upper_side else (tails[0][0], 0.0)

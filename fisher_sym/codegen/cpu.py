@@ -643,7 +643,7 @@ def _tilted_hermite_moments(r, b, closed_tails, tails, upper_side):
         return False, runtime.NO_MOMENTS
     exponent = tails[0][1]
     shifted = b + exponent * r * r
-    limits = (0.0, tails[0][0]) if upper_side else (tails[0][0], 0.0)
+    limits = runtime.tilted_limits(tails, upper_side)
     values = np.empty((runtime.HERMITE_NODES.size, 3))
     for k in range(runtime.HERMITE_NODES.size):
         u = r * runtime.HERMITE_NODES[k] + shifted
