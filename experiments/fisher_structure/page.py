@@ -775,14 +775,23 @@ def _findings_units(groups) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cosines(ng, name, damping, finite=False):
+    """The ``name`` cosines of every network's records at ``damping`` (without NaN where
+    ``finite``)."""
+    return [
+        c[name]
+        for r in ng
+        for c in r["cosines"]
+        if c["damping"] == damping and (not finite or c[name] == c[name])
+    ]
+
+
 def _findings_natural(ng) -> str:
     lines = ["**Findings (computed from the table).**\n"]
     for damping in sorted({c["damping"] for r in ng for c in r["cosines"]}):
-        block = [c["block_diagonal"] for r in ng for c in r["cosines"] if c["damping"] == damping]
-        grad = [c["gradient"] for r in ng for c in r["cosines"] if c["damping"] == damping]
-        ana = [
-            c["analytic_statistics"] for r in ng for c in r["cosines"] if c["damping"] == damping
-        ]
+        block = _cosines(ng, "block_diagonal", damping)
+        grad = _cosines(ng, "gradient", damping)
+        ana = _cosines(ng, "analytic_statistics", damping)
         lines.append(
             f"- damping {_fmt(damping)}: cosine of the exact natural gradient with "
             f"the block-diagonal one {_range(block)}, with the analytic unit-wise one "
@@ -948,12 +957,7 @@ def _summary(data, groups) -> str:
         for damping in sorted({c["damping"] for r in ng for c in r["cosines"]}):
 
             def pick(name, d=damping):
-                return [
-                    c[name]
-                    for r in ng
-                    for c in r["cosines"]
-                    if c["damping"] == d and c[name] == c[name]
-                ]
+                return _cosines(ng, name, d, finite=True)
 
             lines.append(
                 f"- **Natural gradient, damping {_fmt(damping)}·tr G/P, n ≤ "

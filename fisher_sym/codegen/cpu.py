@@ -587,8 +587,7 @@ def _tilted_moments(r, b):
     accepted, moments = _narrow_moments(r, b)
     if accepted:
         return moments
-$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines\
-    return _split_moments(r, b)
+$rule_lines    return _split_moments(r, b)
 
 
 ''')
@@ -604,8 +603,7 @@ def _tilted_moments(r, b):
     accepted, moments = runtime.saturated_moments(r, b, _SATURATION_POINTS, WIDE_LIMITS)
     if accepted:
         return moments
-$wide_lines$trapezoid_lines$tilted_lines$hermite_lines$tilted_hermite_lines\
-    return _split_moments(r, b)
+$rule_lines    return _split_moments(r, b)
 
 
 ''')
@@ -734,16 +732,22 @@ def _in_expm1(expression: sp.Expr, exponential: sp.Symbol) -> sp.Expr:
     return sp.expand(numerator) / sp.factor(denominator)
 
 
-def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
-    """The narrow rule's functions for ``plan`` (fisher_sym.narrow), and its series' order."""
+def _rule_lines(plan: NumericalPlan, tilted: tuple[str, str, str]) -> str:
+    """The lines of ``_tilted_moments`` after saturation and the narrow rule: the wide rule,
+    then for an analytic φ'² the fast rule, the tilted rule on it (``tilted``, from
+    ``_tilted_parts``), the Hermite rule and the tilted Hermite rule."""
+    if not plan.smooth:
+        return WIDE_LINES
+    return WIDE_LINES + TRAPEZOID_LINES + tilted[1] + HERMITE_LINES + tilted[2]
+
+
+def _narrow_section(plan: NumericalPlan, rule_lines: str) -> tuple[str, int]:
+    """The narrow rule's functions for ``plan`` (fisher_sym.narrow) followed by
+    ``_tilted_moments`` (``rule_lines`` after the narrow rule), and the series' order."""
     log_pieces = narrow.log_derivative_pieces(plan.g)
     order = narrow.series_order(log_pieces)
     if order == 0:
-        return NO_NARROW_SECTION.substitute(
-            wide_lines=WIDE_LINES, trapezoid_lines=TRAPEZOID_LINES if plan.smooth else "",
-            tilted_lines=_tilted_parts(plan)[1], hermite_lines=HERMITE_LINES if plan.smooth else "",
-            tilted_hermite_lines=_tilted_parts(plan)[2],
-        ), 0
+        return NO_NARROW_SECTION.substitute(rule_lines=rule_lines), 0
     # Near u = 0 a one-sided form in t = exp(−u) (or s = exp(u)) cancels where it vanishes
     # at 0 (−4·tanh u = (4t² − 4)/(t² + 1)), so on (−1, 1) such a form is written in
     # w = t − 1 = expm1(−u) (or s − 1 = expm1(u)) instead: its numerator then has no
@@ -799,11 +803,7 @@ def _narrow_section(plan: NumericalPlan) -> tuple[str, int]:
         log_body="\n".join(lines),
         series_body="\n".join(series_lines),
         c_tuple=c_tuple,
-        wide_lines=WIDE_LINES,
-        trapezoid_lines=TRAPEZOID_LINES if plan.smooth else "",
-        tilted_lines=_tilted_parts(plan)[1],
-        hermite_lines=HERMITE_LINES if plan.smooth else "",
-        tilted_hermite_lines=_tilted_parts(plan)[2],
+        rule_lines=rule_lines,
     )
     return section, order
 
@@ -834,7 +834,8 @@ def _flags(flags: tuple[bool, ...]) -> str:
 
 
 def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
-    narrow_section, order = _narrow_section(plan)
+    tilted = _tilted_parts(plan)
+    narrow_section, order = _narrow_section(plan, _rule_lines(plan, tilted))
     closed_terms = plan.tails
     moments_body, term_names = _moments_body(closed_terms)
     step_summary = (
@@ -859,7 +860,7 @@ def _numerical_section(plan: NumericalPlan) -> tuple[str, list[str]]:
             step_flags=_flags(plan.step_tails),
         ) if plan.smooth else "",
         narrow_section=narrow_section,
-        tilted_tables=_tilted_parts(plan)[0],
+        tilted_tables=tilted[0],
         wide_limits="(" + ", ".join(_number(limit) for limit in plan.limits) + ")",
         wide_tails=_flags(plan.step_tails),
         tail_rule_patterns="(" + "".join(f"{_flags(p)}, " for p in patterns) + ")",
