@@ -467,6 +467,8 @@ def main(argv=None):
                         help="only the per-unit cost over the stress grid, per activation")
     parser.add_argument("--statistics", action="store_true",
                         help="only natural_gradient with input statistics against without")
+    parser.add_argument("--layers", action="store_true",
+                        help="only the CPU layer kernels against the triad and the SGD step")
     parser.add_argument("--training", action="store_true",
                         help="only a whole training step against SGD and Adam (needs torch)")
     parser.add_argument("--threads", type=int, default=None,
@@ -486,13 +488,14 @@ def main(argv=None):
 
         training.print_training_rows(timed, arguments.min_time, arguments.max_repeats)
         return
-    print_stress(arguments.min_time, arguments.max_repeats)
-    if arguments.stress:
-        return
-    print_coefficient_costs(arguments.min_time, arguments.max_repeats)
-    if arguments.coefficients:
-        return
-    print_statistics_rows(arguments.min_time, arguments.max_repeats)
+    if not arguments.layers:
+        print_stress(arguments.min_time, arguments.max_repeats)
+        if arguments.stress:
+            return
+        print_coefficient_costs(arguments.min_time, arguments.max_repeats)
+        if arguments.coefficients:
+            return
+        print_statistics_rows(arguments.min_time, arguments.max_repeats)
     rows = cpu_rows(arguments.min_time, arguments.max_repeats, shapes)
 
     print(f"Contenders on the same arrays, relu, damping {DAMPING}; {arguments.statistic} ms "
@@ -531,6 +534,8 @@ def main(argv=None):
             f"{row['loop_step'] * 1e3:.3f} | {row['loop_step'] / row['sgd_numba']:.2f} | "
             f"{row['step'] / row['loop_step']:.2f} |"
         )
+    if arguments.layers:
+        return
 
     print("\nExact per-unit inverse by a batched dense solve (numpy.linalg.solve on the stacked "
           "(n+1)×(n+1) blocks, float64), m = 256:\n")

@@ -22,6 +22,11 @@ not have it), so the loop is emitted in LLVM IR, one 64-byte line of each array 
   same order as ``write_element``, so the vector and scalar parts give identical bits:
   WRITE/STREAM: out = a·g + c·w;  STEP: out = w − rate·(a·g + c·w) (out is w for the step).
 
+Each line summed also asks for the line PREFETCH_LINES ahead of the rows summed (a software
+prefetch): with the hardware prefetcher alone, the core ran out of room for reads in flight
+once a line's arithmetic grew (docs/benchmarks.md: the step came from 1.27–1.32 to
+1.06–1.10 times an SGD step at n ≥ 1024).
+
 ``program_pass`` builds the same loop for a ``RowProgram``: sums and an entry given as
 three-address steps over the row's entries, per-column vectors and per-row scalars (printed
 by the code generator from the derivation of inputs with a mean and a variance).
@@ -47,6 +52,10 @@ LINE_BYTES = 64
 #: inputs still in cache, plain stores were faster, the next read of the result included;
 #: from 4 MiB on streaming was faster in every case measured (docs/benchmarks.md).
 STREAMING_MIN_BYTES = 4 * 2**20
+#: How far ahead of the line it sums the loop asks for the rows it sums next (software
+#: prefetches of next_w and next_g, in lines): the hardware prefetcher alone left the core
+#: waiting on memory once a line's arithmetic grew (docs/benchmarks.md).
+PREFETCH_LINES = 24
 
 #: How ``write_and_sum`` writes its row: not at all, out = a·g + c·w with plain or
 #: non-temporal stores, or in place w = w − rate·(a·g + c·w).
@@ -54,6 +63,20 @@ NO_WRITE = 0
 WRITE = 1
 STREAM = 2
 STEP = 3
+
+
+def _prefetch(context, builder, array_type, array_value, index):
+    """Ask for the cache line of element ``index`` of a 1-d array (llvm.prefetch: a read, kept
+    in all levels). The address may lie past the array's end: a prefetch never faults."""
+    array = context.make_array(array_type)(context, builder, array_value)
+    address = builder.bitcast(builder.gep(array.data, [index]), ir.IntType(8).as_pointer())
+    int32 = ir.IntType(32)
+    function = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [address.type, int32, int32, int32]),
+        "llvm.prefetch.p0i8",
+    )
+    builder.call(function, [address, ir.Constant(int32, 0), ir.Constant(int32, 3),
+                            ir.Constant(int32, 1)])
 
 
 def _lines(step, nontemporal):
@@ -102,6 +125,9 @@ def _lines(step, nontemporal):
 
             def sum_line(k):
                 at = builder.mul(k, ir.Constant(index_type, lanes))
+                ahead = builder.add(at, ir.Constant(index_type, PREFETCH_LINES * lanes))
+                _prefetch(context, builder, next_w, next_w_value, ahead)
+                _prefetch(context, builder, next_g, next_g_value, ahead)
                 x = builder.load(line(next_w, next_w_value, at), align=itemsize)
                 y = builder.load(line(next_g, next_g_value, at), align=itemsize)
                 if narrow:
@@ -347,6 +373,9 @@ def _program_lines(program, step, nontemporal):
 
             def sum_line(k):
                 at = builder.mul(k, ir.Constant(index_type, lanes))
+                ahead = builder.add(at, ir.Constant(index_type, PREFETCH_LINES * lanes))
+                _prefetch(context, builder, next_w, next_w_value, ahead)
+                _prefetch(context, builder, next_g, next_g_value, ahead)
                 x = builder.load(pointer(next_w, next_w_value, [at], vector), align=itemsize)
                 y = builder.load(pointer(next_g, next_g_value, [at], vector), align=itemsize)
                 if narrow:
