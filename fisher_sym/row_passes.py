@@ -302,31 +302,38 @@ class RowProgram(NamedTuple):
 _OPERATORS = {"+": "fadd", "-": "fsub", "*": "fmul"}
 
 
-def _program_lines(program, step, nontemporal):
-    """``_lines`` for a ``RowProgram``: an intrinsic (w, g, out, next_w, next_g, sum_columns,
-    write_columns, write_start, write_lines, sum_lines, write_scalars, sum_scalars, rate) ->
-    the program's sums of next_w, next_g over ``sum_lines`` lines (float64 column rows
-    ``sum_columns[k]`` and scalars ``sum_scalars``), writing ``write_lines`` lines of out from
-    element ``write_start`` on (dtype column rows ``write_columns[k]``, scalars
-    ``write_scalars`` rounded to the dtype). As in ``_lines``, the sums' products are fused into
-    them where the target has FMA, and nothing else is contracted."""
+def _program_lines(program, step, nontemporal, rows):
+    """``_lines`` for a ``RowProgram`` over ``rows`` rows at once: an intrinsic (ws, gs, outs,
+    next_ws, next_gs, sum_columns, write_columns, write_start, write_lines, sum_lines,
+    write_scalars, sum_scalars, rate) -> per next row, the program's sums over its first
+    ``sum_lines`` lines (float64 column rows ``sum_columns[k]``, that row's scalars
+    ``sum_scalars[r]``), writing ``write_lines`` lines of each out from element ``write_start``
+    on (dtype column rows ``write_columns[k]``, scalars ``write_scalars[r]`` rounded to the
+    dtype). The row arguments are tuples of ``rows`` arrays, the scalars tuples of float64
+    tuples; each line of a column is loaded once for all the rows. As in ``_lines``, the sums'
+    products are fused into them where the target has FMA, and nothing else is contracted."""
     count = len(program.sums)
 
     @intrinsic
-    def lines(typingctx, w, g, out, next_w, next_g, sum_columns, write_columns, write_start,
+    def lines(typingctx, ws, gs, outs, next_ws, next_gs, sum_columns, write_columns, write_start,
               write_lines, sum_lines, write_scalars, sum_scalars, rate):
-        rows = (w, g, out, next_w, next_g, write_columns)
-        if not all(array.dtype == w.dtype for array in rows) or w.dtype not in (
+        groups = (ws, gs, outs, next_ws, next_gs)
+        if not all(isinstance(group, types.UniTuple) and group.count == rows
+                   for group in groups):
+            return None
+        w = ws.dtype
+        arrays = [group.dtype for group in groups] + [write_columns]
+        if not all(array.dtype == w.dtype for array in arrays) or w.dtype not in (
             types.float32, types.float64
         ) or sum_columns.dtype != types.float64:
             return None
         for scalars, names in ((write_scalars, program.write_scalars),
                                (sum_scalars, program.sum_scalars)):
-            if scalars != types.UniTuple(types.float64, len(names)):
+            if scalars != types.UniTuple(types.UniTuple(types.float64, len(names)), rows):
                 return None
 
         def codegen(context, builder, signature, args):
-            (w_value, g_value, out_value, next_w_value, next_g_value, sum_columns_value,
+            (ws_value, gs_value, outs_value, next_ws_value, next_gs_value, sum_columns_value,
              write_columns_value, start, write_count, sum_count, write_scalar_values,
              sum_scalar_values, rate_value) = args
             element = context.get_value_type(w.dtype)
@@ -336,6 +343,12 @@ def _program_lines(program, step, nontemporal):
             wide = ir.VectorType(ir.DoubleType(), lanes)
             narrow = w.dtype != types.float64
             index_type = start.type
+
+            def members(group_value):
+                return [builder.extract_value(group_value, r) for r in range(rows)]
+
+            w_rows, g_rows, out_rows = members(ws_value), members(gs_value), members(outs_value)
+            next_w_rows, next_g_rows = members(next_ws_value), members(next_gs_value)
 
             def pointer(array_type, array_value, indices, vector_type):
                 array = context.make_array(array_type)(context, builder, array_value)
@@ -358,12 +371,14 @@ def _program_lines(program, step, nontemporal):
                     found[name] = splat(scalar, vector if narrowed else wide)
                 return found
 
-            write_constants = scalars(program.write_scalars, write_scalar_values, narrow)
-            sum_constants = scalars(program.sum_scalars, sum_scalar_values, False)
+            write_constants = [scalars(program.write_scalars, value, narrow)
+                               for value in members(write_scalar_values)]
+            sum_constants = [scalars(program.sum_scalars, value, False)
+                             for value in members(sum_scalar_values)]
             rate_lines = scalars(("rate",), context.make_tuple(
                 builder, types.UniTuple(types.float64, 1), [rate_value]), narrow)["rate"]
-            totals = [cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * lanes))
-                      for _ in range(count)]
+            totals = [[cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * lanes))
+                       for _ in range(count)] for _ in range(rows)]
 
             def run(steps, values):
                 for result, operator, left, right in steps:
@@ -374,40 +389,47 @@ def _program_lines(program, step, nontemporal):
             def sum_line(k):
                 at = builder.mul(k, ir.Constant(index_type, lanes))
                 ahead = builder.add(at, ir.Constant(index_type, PREFETCH_LINES * lanes))
-                _prefetch(context, builder, next_w, next_w_value, ahead)
-                _prefetch(context, builder, next_g, next_g_value, ahead)
-                x = builder.load(pointer(next_w, next_w_value, [at], vector), align=itemsize)
-                y = builder.load(pointer(next_g, next_g_value, [at], vector), align=itemsize)
-                if narrow:
-                    x, y = builder.fpext(x, wide), builder.fpext(y, wide)
-                values = {"w": x, "g": y, **sum_constants}
+                for r in range(rows):
+                    _prefetch(context, builder, next_ws.dtype, next_w_rows[r], ahead)
+                    _prefetch(context, builder, next_gs.dtype, next_g_rows[r], ahead)
+                columns = {}
                 for row, name in enumerate(program.sum_columns):
                     column = pointer(sum_columns, sum_columns_value,
                                      [ir.Constant(index_type, row), at], wide)
-                    values[name] = builder.load(column, align=8)
-                run(program.sum_steps, values)
-                for total, (_, left, right) in zip(totals, program.sums, strict=True):
-                    product = builder.fmul(values[left], values[right], flags=("contract",))
-                    builder.store(builder.fadd(builder.load(total), product, flags=("contract",)),
-                                  total)
+                    columns[name] = builder.load(column, align=8)
+                for r in range(rows):
+                    x = builder.load(pointer(next_ws.dtype, next_w_rows[r], [at], vector),
+                                     align=itemsize)
+                    y = builder.load(pointer(next_gs.dtype, next_g_rows[r], [at], vector),
+                                     align=itemsize)
+                    if narrow:
+                        x, y = builder.fpext(x, wide), builder.fpext(y, wide)
+                    values = run(program.sum_steps,
+                                 {"w": x, "g": y, **sum_constants[r], **columns})
+                    for total, (_, left, right) in zip(totals[r], program.sums, strict=True):
+                        product = builder.fmul(values[left], values[right], flags=("contract",))
+                        builder.store(builder.fadd(builder.load(total), product,
+                                                   flags=("contract",)), total)
 
             def write_line(k):
                 at = builder.add(start, builder.mul(k, ir.Constant(index_type, lanes)))
-                x = builder.load(pointer(w, w_value, [at], vector), align=itemsize)
-                y = builder.load(pointer(g, g_value, [at], vector), align=itemsize)
-                values = {"w": x, "g": y, **write_constants}
+                columns = {}
                 for row, name in enumerate(program.write_columns):
                     column = pointer(write_columns, write_columns_value,
                                      [ir.Constant(index_type, row), at], vector)
-                    values[name] = builder.load(column, align=itemsize)
-                value = run(program.write_steps, values)[program.result]
-                if step:
-                    value = builder.fsub(x, builder.fmul(rate_lines, value))
-                store = builder.store(value, pointer(out, out_value, [at], vector),
-                                      align=LINE_BYTES if nontemporal else itemsize)
-                if nontemporal:
-                    one = ir.Constant(ir.IntType(32), 1)
-                    store.set_metadata("nontemporal", builder.module.add_metadata([one]))
+                    columns[name] = builder.load(column, align=itemsize)
+                for r in range(rows):
+                    x = builder.load(pointer(ws.dtype, w_rows[r], [at], vector), align=itemsize)
+                    y = builder.load(pointer(gs.dtype, g_rows[r], [at], vector), align=itemsize)
+                    values = {"w": x, "g": y, **write_constants[r], **columns}
+                    value = run(program.write_steps, values)[program.result]
+                    if step:
+                        value = builder.fsub(x, builder.fmul(rate_lines, value))
+                    store = builder.store(value, pointer(outs.dtype, out_rows[r], [at], vector),
+                                          align=LINE_BYTES if nontemporal else itemsize)
+                    if nontemporal:
+                        one = ir.Constant(ir.IntType(32), 1)
+                        store.set_metadata("nontemporal", builder.module.add_metadata([one]))
 
             both = builder.select(builder.icmp_signed("<", write_count, sum_count),
                                   write_count, sum_count)
@@ -421,17 +443,22 @@ def _program_lines(program, step, nontemporal):
                 sum_line(k)
 
             results = []
-            for total in totals:
-                value = builder.load(total)
-                result = builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
-                for lane in range(1, lanes):
-                    lane_value = builder.extract_element(value, ir.Constant(ir.IntType(32), lane))
-                    result = builder.fadd(result, lane_value)
-                results.append(result)
+            for row_totals in totals:
+                row_results = []
+                for total in row_totals:
+                    value = builder.load(total)
+                    result = builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+                    for lane in range(1, lanes):
+                        lane_value = builder.extract_element(value,
+                                                             ir.Constant(ir.IntType(32), lane))
+                        result = builder.fadd(result, lane_value)
+                    row_results.append(result)
+                results.append(context.make_tuple(
+                    builder, types.UniTuple(types.float64, count), row_results))
             return context.make_tuple(builder, signature.return_type, results)
 
-        signature = types.UniTuple(types.float64, count)(
-            w, g, out, next_w, next_g, sum_columns, write_columns, types.intp, types.intp,
+        signature = types.UniTuple(types.UniTuple(types.float64, count), rows)(
+            ws, gs, outs, next_ws, next_gs, sum_columns, write_columns, types.intp, types.intp,
             types.intp, write_scalars, sum_scalars, types.float64,
         )
         return signature, codegen
@@ -455,57 +482,57 @@ def _rounded(typingctx, values, like):
     return types.UniTuple(dtype, values.count)(values, like), codegen
 
 
+@numba.njit(cache=True)
+def write_head(out, write):
+    """How many elements of ``out`` a row pass writes one by one before its first whole line:
+    for STREAM those before the first 64-byte boundary (all of them if ``out`` is not aligned
+    to its itemsize), else none."""
+    if write != STREAM:
+        return 0
+    address = out.ctypes.data
+    if address % out.itemsize != 0:
+        return out.size
+    return min(out.size, (-address) % LINE_BYTES // out.itemsize)
+
+
 def program_pass(program, sum_terms, entry):
-    """(write_and_sum, row_sums) for a ``RowProgram``: ``write_and_sum`` as above, with the
-    program's entry and sums instead of a·g + c·w and (Σ w², Σ w·g, Σ g²), and the columns and
-    scalars the program names as arguments; ``row_sums`` its sums alone.
+    """(write_and_sum, row_sums, write_and_sum_pair) for a ``RowProgram``: ``write_and_sum``
+    as above, with the program's entry and sums instead of a·g + c·w and (Σ w², Σ w·g, Σ g²),
+    and the columns and scalars the program names as arguments; ``row_sums`` its sums alone;
+    ``write_and_sum_pair`` the same for two rows written and two summed in one loop, which
+    loads each line of a column once for both.
 
     ``sum_terms(sums, w, g, columns, scalars)`` (the sums with one entry's products added)
     and ``entry(w, g, columns, scalars)`` are the same programs on scalars, jitted; they give the
     elements outside whole lines, so every element of a row gets the same operations in the
-    same order, vector or scalar. Both functions are closures over the program (so they are
-    compiled, not cached, where a cached caller is not loaded from the cache).
+    same order, vector or scalar, alone or in a pair. Both functions are closures over the
+    program (so they are compiled, not cached, where a cached caller is not loaded from the
+    cache).
     """
-    write_lines = _program_lines(program, step=False, nontemporal=False)
-    stream_lines = _program_lines(program, step=False, nontemporal=True)
-    step_lines = _program_lines(program, step=True, nontemporal=False)
+    passes = {
+        (rows, write): _program_lines(program, step=write == STEP,
+                                      nontemporal=write == STREAM, rows=rows)
+        for rows in (1, 2) for write in (WRITE, STREAM, STEP)
+    }
+    single_write, single_stream, single_step = (passes[1, WRITE], passes[1, STREAM],
+                                                passes[1, STEP])
+    pair_write, pair_stream, pair_step = passes[2, WRITE], passes[2, STREAM], passes[2, STEP]
 
-    @numba.njit
-    def write_and_sum(w, g, out, next_w, next_g, sum_columns, write_columns, write_scalars,
-                      sum_scalars, rate, write, sum_next):
-        """Write one row as ``write`` says (the program's entry, or w − rate·entry for STEP)
-        and, if ``sum_next``, return the program's sums over next_w, next_g (float64; zeros
-        otherwise), in one loop. ``write_scalars`` and ``sum_scalars`` are float64 tuples (the
-        write rounds them to the dtype); the columns are 2-D, C-contiguous, a row per name."""
-        n = w.size
-        lanes = LINE_BYTES // w.itemsize
-        head = 0
-        if write == STREAM:
-            address = out.ctypes.data
-            head = min(n, (-address) % LINE_BYTES // w.itemsize) if address % w.itemsize == 0 else n
-        write_count = (n - head) // lanes if write != NO_WRITE else 0
-        sum_count = next_w.size // lanes if sum_next else 0
-        if write == STREAM:
-            sums = stream_lines(w, g, out, next_w, next_g, sum_columns, write_columns, head,
-                                write_count, sum_count, write_scalars, sum_scalars, rate)
-        elif write == STEP:
-            sums = step_lines(w, g, out, next_w, next_g, sum_columns, write_columns, head,
-                              write_count, sum_count, write_scalars, sum_scalars, rate)
-        else:
-            sums = write_lines(w, g, out, next_w, next_g, sum_columns, write_columns, head,
-                               write_count, sum_count, write_scalars, sum_scalars, rate)
-        if sum_next:
-            for j in range(sum_count * lanes, next_w.size):
-                sums = sum_terms(sums, np.float64(next_w[j]), np.float64(next_g[j]),
-                                 sum_columns[:, j], sum_scalars)
-        if write != NO_WRITE:
-            scalars = _rounded(write_scalars, w)
-            rate_element = w.dtype.type(rate)
-            for j in range(head):
-                _write_entry(w, g, out, j, write_columns, scalars, rate_element, write)
-            for j in range(head + write_count * lanes, n):
-                _write_entry(w, g, out, j, write_columns, scalars, rate_element, write)
+    @numba.njit(inline="always")
+    def _sum_tail(sums, next_w, next_g, start, sum_columns, sum_scalars):
+        for j in range(start, next_w.size):
+            sums = sum_terms(sums, np.float64(next_w[j]), np.float64(next_g[j]),
+                             sum_columns[:, j], sum_scalars)
         return sums
+
+    @numba.njit(inline="always")
+    def _write_tail(w, g, out, head, start, write_columns, write_scalars, rate, write):
+        scalars = _rounded(write_scalars, w)
+        rate_element = w.dtype.type(rate)
+        for j in range(head):
+            _write_entry(w, g, out, j, write_columns, scalars, rate_element, write)
+        for j in range(start, w.size):
+            _write_entry(w, g, out, j, write_columns, scalars, rate_element, write)
 
     @numba.njit(inline="always")
     def _write_entry(w, g, out, j, write_columns, scalars, rate, write):
@@ -516,9 +543,70 @@ def program_pass(program, sum_terms, entry):
             out[j] = value
 
     @numba.njit
+    def write_and_sum(w, g, out, next_w, next_g, sum_columns, write_columns, write_scalars,
+                      sum_scalars, rate, write, sum_next):
+        """Write one row as ``write`` says (the program's entry, or w − rate·entry for STEP)
+        and, if ``sum_next``, return the program's sums over next_w, next_g (float64; zeros
+        otherwise), in one loop. ``write_scalars`` and ``sum_scalars`` are float64 tuples (the
+        write rounds them to the dtype); the columns are 2-D, C-contiguous, a row per name."""
+        lanes = LINE_BYTES // w.itemsize
+        head = write_head(out, write)
+        write_count = (w.size - head) // lanes if write != NO_WRITE else 0
+        sum_count = next_w.size // lanes if sum_next else 0
+        arguments = ((w,), (g,), (out,), (next_w,), (next_g,), sum_columns, write_columns, head,
+                     write_count, sum_count, (write_scalars,), (sum_scalars,), rate)
+        if write == STREAM:
+            (sums,) = single_stream(*arguments)
+        elif write == STEP:
+            (sums,) = single_step(*arguments)
+        else:
+            (sums,) = single_write(*arguments)
+        if sum_next:
+            sums = _sum_tail(sums, next_w, next_g, sum_count * lanes, sum_columns, sum_scalars)
+        if write != NO_WRITE:
+            _write_tail(w, g, out, head, head + write_count * lanes, write_columns,
+                        write_scalars, rate, write)
+        return sums
+
+    @numba.njit
+    def write_and_sum_pair(w0, g0, out0, w1, g1, out1, next_w0, next_g0, next_w1, next_g1,
+                           sum_columns, write_columns, write_scalars0, write_scalars1,
+                           sum_scalars0, sum_scalars1, rate, write, sum_next):
+        """``write_and_sum`` for rows 0 and 1 (WRITE, STREAM or STEP) in one loop that also
+        sums next rows 0 and 1 if ``sum_next``: (sums0, sums1), each what ``write_and_sum``
+        gives for its row; two one-row passes where out0 and out1 have different
+        ``write_head``s."""
+        lanes = LINE_BYTES // w0.itemsize
+        head = write_head(out0, write)
+        if write_head(out1, write) != head:
+            return (write_and_sum(w0, g0, out0, next_w0, next_g0, sum_columns, write_columns,
+                                  write_scalars0, sum_scalars0, rate, write, sum_next),
+                    write_and_sum(w1, g1, out1, next_w1, next_g1, sum_columns, write_columns,
+                                  write_scalars1, sum_scalars1, rate, write, sum_next))
+        write_count = (w0.size - head) // lanes
+        sum_count = next_w0.size // lanes if sum_next else 0
+        arguments = ((w0, w1), (g0, g1), (out0, out1), (next_w0, next_w1), (next_g0, next_g1),
+                     sum_columns, write_columns, head, write_count, sum_count,
+                     (write_scalars0, write_scalars1), (sum_scalars0, sum_scalars1), rate)
+        if write == STREAM:
+            sums0, sums1 = pair_stream(*arguments)
+        elif write == STEP:
+            sums0, sums1 = pair_step(*arguments)
+        else:
+            sums0, sums1 = pair_write(*arguments)
+        if sum_next:
+            start = sum_count * lanes
+            sums0 = _sum_tail(sums0, next_w0, next_g0, start, sum_columns, sum_scalars0)
+            sums1 = _sum_tail(sums1, next_w1, next_g1, start, sum_columns, sum_scalars1)
+        start = head + write_count * lanes
+        _write_tail(w0, g0, out0, head, start, write_columns, write_scalars0, rate, write)
+        _write_tail(w1, g1, out1, head, start, write_columns, write_scalars1, rate, write)
+        return sums0, sums1
+
+    @numba.njit
     def row_sums(w, g, sum_columns, write_columns, write_scalars, sum_scalars):
         """The program's sums over one row (float64), those of ``write_and_sum``."""
         return write_and_sum(w, g, w, w, g, sum_columns, write_columns, write_scalars,
                              sum_scalars, 0.0, NO_WRITE, True)
 
-    return write_and_sum, row_sums
+    return write_and_sum, row_sums, write_and_sum_pair

@@ -1306,7 +1306,8 @@ def _statistics_entry(w, g, columns, scalars):
     return nat_w
 
 
-_statistics_write_and_sum, _statistics_row_sums = row_passes.program_pass(
+(_statistics_write_and_sum, _statistics_row_sums,
+ _statistics_write_and_sum_pair) = row_passes.program_pass(
     _STATISTICS_PROGRAM, _statistics_sum_terms, _statistics_entry
 )
 
@@ -1451,58 +1452,108 @@ def _sums_are_finite(sums):
 
 
 @numba.njit(cache=True)
+def _statistics_head_of(i, sums, W, b, grad_W, grad_b, damping, unit_damping, lr, step, limits,
+                        layer):
+    """``_statistics_row_head`` of unit i from its row sums. A non-finite w_j or g_j makes
+    Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is scanned for its
+    inputs (``_first_non_finite``)."""
+    w_check = 0.0
+    g_check = 0.0
+    if not _sums_are_finite(sums):
+        bad = _first_non_finite(W[i], grad_W[i])
+        if bad == _ROW_W_NOT_FINITE:
+            w_check = math.nan
+        elif bad == _ROW_GRAD_W_NOT_FINITE:
+            g_check = math.nan
+    damping_i = damping if unit_damping.size == 0 else unit_damping[i]
+    return _statistics_row_head(sums, w_check, g_check, np.float64(b[i]),
+                                np.float64(grad_b[i]), damping_i, lr, step, limits, layer)
+
+
+@numba.njit(cache=True)
+def _statistics_store_bias(i, value_b, step, b, nat_b):
+    if step:
+        b[i] = value_b
+    else:
+        nat_b[i] = value_b
+
+
+@numba.njit(cache=True)
 def _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b, first,
                     last, write, limits, columns, write_columns, columns64, layer, status):
-    """Units first … last − 1 of ``_statistics_layer_kernel``, one after the other: each row
-    written in the loop that sums the next (``_statistics_write_and_sum``). A non-finite w_j
-    or g_j makes Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is
-    scanned for its inputs (``_first_non_finite``)."""
+    """Units first … last − 1 of ``_statistics_layer_kernel``, in order, with the sums of the
+    next two rows always known: two rows written in the loop that sums the two after them
+    (``_statistics_write_and_sum_pair``, each column line loaded once for both) where both are
+    written in the dtype from the same offset in a cache line; otherwise one row written in
+    the loop that sums the row after the next (``_statistics_write_and_sum``)."""
     g_b = np.float64(grad_b[first])
     sums = _statistics_row_sums(W[first], grad_W[first], columns, write_columns,
                                 (0.0, 0.0, g_b), (g_b,))
-    for i in range(first, last):
-        w_check = 0.0
-        g_check = 0.0
-        if not _sums_are_finite(sums):
-            bad = _first_non_finite(W[i], grad_W[i])
-            if bad == _ROW_W_NOT_FINITE:
-                w_check = math.nan
-            elif bad == _ROW_GRAD_W_NOT_FINITE:
-                g_check = math.nan
-        g_b = np.float64(grad_b[i])
-        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
-        code, mode, Abar00, along_w, value_b = _statistics_row_head(
-            sums, w_check, g_check, np.float64(b[i]), g_b, damping_i, lr, step, limits, layer,
-        )
+    following = min(first + 1, last - 1)
+    g_b_next = np.float64(grad_b[following])
+    next_sums = _statistics_row_sums(W[following], grad_W[following], columns, write_columns,
+                                     (0.0, 0.0, g_b_next), (g_b_next,))
+    head = _statistics_head_of(first, sums, W, b, grad_W, grad_b, damping, unit_damping, lr,
+                               step, limits, layer)
+    i = first
+    while i < last:
+        code, mode, Abar00, along_w, value_b = head
         status[i] = code
-        w = W[i]
-        g = grad_W[i]
-        out = w if step else nat_W[i]
-        has_next = i + 1 < last
-        following = i + 1 if has_next else i
-        next_scalars = (np.float64(grad_b[following]),)
+        g_b = np.float64(grad_b[i])
+        out = W[i] if step else nat_W[i]
+        paired = False
+        if i + 1 < last:
+            head = _statistics_head_of(i + 1, next_sums, W, b, grad_W, grad_b, damping,
+                                       unit_damping, lr, step, limits, layer)
+            out_next = W[i + 1] if step else nat_W[i + 1]
+            paired = (mode == 1 and head[1] == 1 and row_passes.write_head(out, write)
+                      == row_passes.write_head(out_next, write))
+        if paired:
+            code_next, _, Abar00_next, along_w_next, value_b_next = head
+            g_b_next = np.float64(grad_b[i + 1])
+            has_next = i + 2 < last
+            after = i + 2 if has_next else i
+            after_next = i + 3 if i + 3 < last else after
+            status[i + 1] = code_next
+            sums, next_sums = _statistics_write_and_sum_pair(
+                W[i], grad_W[i], out, W[i + 1], grad_W[i + 1], out_next, W[after],
+                grad_W[after], W[after_next], grad_W[after_next], columns, write_columns,
+                (Abar00, along_w, g_b, ), (Abar00_next, along_w_next, g_b_next, ),
+                (np.float64(grad_b[after]),), (np.float64(grad_b[after_next]),), lr, write,
+                has_next,
+            )
+            _statistics_store_bias(i, value_b, step, b, nat_b)
+            _statistics_store_bias(i + 1, value_b_next, step, b, nat_b)
+            i += 2
+            if has_next:
+                head = _statistics_head_of(i, sums, W, b, grad_W, grad_b, damping,
+                                           unit_damping, lr, step, limits, layer)
+            continue
+        has_next = i + 2 < last
+        after = i + 2 if has_next else i
+        next_scalars = (np.float64(grad_b[after]),)
         written = False
+        after_sums = next_sums
         if mode == 1:
-            sums = _statistics_write_and_sum(
-                w, g, out, W[following], grad_W[following], columns, write_columns,
+            after_sums = _statistics_write_and_sum(
+                W[i], grad_W[i], out, W[after], grad_W[after], columns, write_columns,
                 (Abar00, along_w, g_b, ), next_scalars, lr, write, has_next,
             )
             written = True
         else:
             if mode == 2:
                 written = _statistics_write_checked_row(
-                    w, g, lr, step, (Abar00, along_w, g_b, ), columns64, out
+                    W[i], grad_W[i], lr, step, (Abar00, along_w, g_b, ), columns64, out
                 )
                 if not written:
                     status[i] = _ROW_OVERFLOW
             if has_next:
-                sums = _statistics_row_sums(W[following], grad_W[following], columns,
-                                            write_columns, (0.0, 0.0, 0.0), next_scalars)
+                after_sums = _statistics_row_sums(W[after], grad_W[after], columns,
+                                                  write_columns, (0.0, 0.0, 0.0), next_scalars)
         if written:
-            if step:
-                b[i] = value_b
-            else:
-                nat_b[i] = value_b
+            _statistics_store_bias(i, value_b, step, b, nat_b)
+        i += 1
+        sums, next_sums = next_sums, after_sums
     if write == row_passes.STREAM:
         row_passes.fence()
 

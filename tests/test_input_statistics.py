@@ -273,6 +273,111 @@ def test_program_pass_writes_its_scalar_entry_at_every_alignment(dtype):
             assert not buffer[:offset].any() and not buffer[offset + n:].any()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pair_pass_writes_and_sums_each_row_as_the_single_row_pass(dtype):
+    """Two rows written and two summed in one loop: at every offset of the outputs within a
+    64-byte line, each row written and each row summed bit for bit as the one-row pass does
+    (which the test above holds to the scalar entry), nothing written outside the rows; and
+    the same where the two outputs start at different offsets (two one-row passes then)."""
+    n = 45
+    rng = np.random.default_rng(11)
+    rows = [rng.normal(size=n).astype(dtype) for _ in range(8)]
+    w0, g0, w1, g1, next_w0, next_g0, next_w1, next_g1 = rows
+    mean, variance = statistics(n, seed=11)
+    columns, write_columns, _, _, _ = relu._statistics_columns(mean, variance, w0[:0])
+    scalars0, scalars1 = (0.37, -1.3, 0.6), (-2.1, 0.45, -0.2)
+    next_scalars0, next_scalars1 = (-0.8,), (1.7,)
+    single_sums = [relu._statistics_row_sums(x, y, columns, write_columns, scalars0, s)
+                   for x, y, s in ((next_w0, next_g0, next_scalars0),
+                                   (next_w1, next_g1, next_scalars1))]
+    for write in (row_passes.WRITE, row_passes.STREAM, row_passes.STEP):
+        for offset in range(64 // np.dtype(dtype).itemsize):
+            buffer = np.zeros((2, 128), dtype=dtype)  # rows 512 or 1024 bytes apart
+            outs = [buffer[r, offset: offset + n] for r in range(2)]
+            wants = []
+            for out, w, g, s in zip(outs, (w0, w1), (g0, g1), (scalars0, scalars1),
+                                    strict=True):
+                want = w.copy() if write == row_passes.STEP else np.full(n, np.nan, dtype)
+                row = want if write == row_passes.STEP else w
+                relu._statistics_write_and_sum(row, g, want, next_w0, next_g0, columns,
+                                               write_columns, s, next_scalars0, 0.01, write,
+                                               False)
+                wants.append(want)
+                out[:] = w if write == row_passes.STEP else np.nan
+            rows_written = outs if write == row_passes.STEP else (w0, w1)
+            got = relu._statistics_write_and_sum_pair(
+                rows_written[0], g0, outs[0], rows_written[1], g1, outs[1], next_w0, next_g0,
+                next_w1, next_g1, columns, write_columns, scalars0, scalars1, next_scalars0,
+                next_scalars1, 0.01, write, True,
+            )
+            assert [out.tobytes() for out in outs] == [want.tobytes() for want in wants]
+            assert list(got) == single_sums
+            assert not buffer[:, :offset].any() and not buffer[:, offset + n:].any()
+            if write != row_passes.STREAM or offset == 0:
+                continue
+            shifted = buffer[1, offset - 1: offset - 1 + n]  # another offset for row 1
+            shifted[:] = w1 if write == row_passes.STEP else np.nan
+            rows_written = (outs[0], shifted) if write == row_passes.STEP else (w0, w1)
+            outs[0][:] = w0 if write == row_passes.STEP else np.nan
+            got = relu._statistics_write_and_sum_pair(
+                rows_written[0], g0, outs[0], rows_written[1], g1, shifted, next_w0, next_g0,
+                next_w1, next_g1, columns, write_columns, scalars0, scalars1, next_scalars0,
+                next_scalars1, 0.01, write, True,
+            )
+            assert [outs[0].tobytes(), shifted.tobytes()] == [want.tobytes() for want in wants]
+            assert list(got) == single_sums
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("step", [False, True])
+def test_layer_writes_rows_in_pairs_and_alone_as_row_by_row(dtype, streaming, step):
+    """The layer kernel, which writes two rows per loop where it can and one where it cannot
+    (a row near overflow, computed in float64; the odd last row; outputs at different offsets
+    in a cache line, for non-temporal stores), gives each row bit for bit what the one-row
+    pass gives it after its own sums and coefficients."""
+    m, n = 9, 45  # 45 elements a row: consecutive rows start at different offsets
+    W, b, grad_W, grad_b = layer(m, n, dtype, seed=12)
+    mean, variance = statistics(n, seed=12)
+    # unit 4: its entries could come near overflow, so its row is computed in float64
+    grad_W[4, np.argmax(variance)] = dtype(1e38 if dtype == np.float32 else 1e300)
+    columns, write_columns, columns64, layer_maxima = relu._statistics_layer_columns(
+        mean, variance, W
+    )
+    limits = relu.runtime.array_element_limits(W)
+    W_out, b_out = W.copy(), b.copy()
+    nat_W, nat_b = np.full_like(W, np.nan), np.full_like(b, np.nan)
+    argument_error, status = relu._statistics_layer_kernel(
+        W_out, b_out, grad_W, grad_b, 1e-3, np.empty(0), 0.3, step,
+        W_out if step else nat_W, b_out if step else nat_b,
+        0 if streaming else 2**62, 1, columns, write_columns, columns64, layer_maxima,
+    )
+    assert argument_error == 0 and status is None
+    write = row_passes.STEP if step else (row_passes.STREAM if streaming else row_passes.WRITE)
+    modes = []
+    for i in range(m):
+        sums = relu._statistics_row_sums(W[i], grad_W[i], columns, write_columns,
+                                         (0.0, 0.0, 0.0), (np.float64(grad_b[i]),))
+        code, mode, Abar00, along_w, value_b = relu._statistics_head_of(
+            i, sums, W, b, grad_W, grad_b, 1e-3, np.empty(0), 0.3, step, limits,
+            layer_maxima,
+        )
+        modes.append(mode)
+        scalars = (Abar00, along_w, np.float64(grad_b[i]))
+        want = W[i].copy()  # the step updates it in place; natural_gradient overwrites it
+        if mode == 1:
+            relu._statistics_write_and_sum(want if step else W[i], grad_W[i], want, W[i],
+                                           grad_W[i], columns, write_columns, scalars, (0.0,),
+                                           0.3, write, False)
+        else:
+            assert relu._statistics_write_checked_row(W[i], grad_W[i], 0.3, step, scalars,
+                                                      columns64, want)
+        got_W, got_b = (W_out[i], b_out[i]) if step else (nat_W[i], nat_b[i])
+        assert got_W.tobytes() == want.tobytes(), i
+        assert got_b == value_b, i
+    assert modes.count(2) == 1 and modes[4] == 2
+
+
 # --- checks and extremes -----------------------------------------------------------------------
 
 
