@@ -170,7 +170,9 @@ def render_page() -> str:
         "## What the kernels evaluate",
         "",
         f"Per layer, once per call, the columns $s_j^{{-2}}$ and $\\mu_j s_j^{{-2}}$ (besides "
-        f"$\\mu_j$ and $s_j^2$). Per unit, in the loop that writes the previous row, the row "
+        f"$\\mu_j$ and $s_j^2$). Per unit, in the loop that writes the previous rows (two rows "
+        "at a time, which share each line of the columns, where both are written in the "
+        "dtype from the same offset in a cache line), the row "
         f"sums {sums} (and $\\textstyle\\sum_j g_j^2$, for the overflow bound), in float64; "
         "then $(r', b', w' \\cdot g')$, the inverse coefficients at $(r', b')$, $c$, $n'_b$ and "
         "$\\mathrm{nat}_b$ in float64; then each entry of the row. The sums and the entry "
