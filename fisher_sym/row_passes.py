@@ -13,9 +13,10 @@ no longer fit in L1, it was no faster.
 numba's loops cannot do this and stay vectorised (the sums need reassociation, the write must
 not have it), so the loop is emitted in LLVM IR, one 64-byte line of each array per step:
 
-- sums: Σ w², Σ w·g, Σ g² in float64 (float32 lines widened), one vector accumulator of
-  line-width lanes per sum, products fused into the sums where the target has FMA, then the
-  lanes added in order and the elements past the last whole line one by one. The order
+- sums: Σ w², Σ w·g, Σ g² in float64, one vector accumulator of SUM_LANES (8) lanes per
+  sum (a float32 line widened and added in two halves, elements 0–7 then 8–15), products
+  fused into the sums where the target has FMA, then the lanes added in order and the
+  elements past the last whole line one by one. The order
   depends on the row length only, so every kernel gets the same sums bit for bit.
   NaN and ±inf propagate: a non-finite w_j or g_j always makes Σ w² or Σ w·g non-finite.
 - writes, in the arrays' dtype with a, c and rate rounded to it, the same operations in the
@@ -30,8 +31,9 @@ once a line's arithmetic grew (docs/benchmarks.md: the step came from 1.27–1.3
 ``program_pass`` builds the same loop for a ``RowProgram``: sums and an entry given as
 three-address steps over the row's entries, per-column vectors and per-row scalars (printed
 by the code generator from the derivation of inputs with a mean and a variance), for one row
-or for two rows at once, which load each line of a column once for both (at n = 4096 the columns come
-from L2, and in float64 their loads had cost about as much as the entry's arithmetic).
+or for two rows at once, which load each line of a column once for both (at n = 4096 the
+columns come from L2, and in float64 their loads had cost about as much as the entry's
+arithmetic).
 
 STREAM writes whole 64-byte lines of ``out`` with non-temporal stores, which skip the read of
 the line they overwrite and leave it out of the caches: the right store for a result too large
@@ -81,6 +83,37 @@ def _prefetch(context, builder, array_type, array_value, index):
                             ir.Constant(int32, 1)])
 
 
+#: Lanes of the row sums' float64 accumulators: one 64-byte vector. A float32 line (16
+#: elements) adds its two halves to them in turn, so that a program's sums of two rows fit in
+#: the registers.
+SUM_LANES = LINE_BYTES // 8
+
+
+def _widened_halves(builder, value, narrow):
+    """A line as float64 vectors of SUM_LANES lanes: itself (float64), or its two halves,
+    elements 0–7 and 8–15, widened (float32)."""
+    if not narrow:
+        return [value]
+    wide = ir.VectorType(ir.DoubleType(), SUM_LANES)
+    undefined = ir.Constant(value.type, ir.Undefined)
+    halves = []
+    for half in range(2):
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), SUM_LANES),
+                           [half * SUM_LANES + lane for lane in range(SUM_LANES)])
+        halves.append(builder.fpext(builder.shuffle_vector(value, undefined, mask), wide))
+    return halves
+
+
+def _lane_sum(builder, vector_value):
+    """The lanes of a vector added in order, lane 0 first."""
+    int32 = ir.IntType(32)
+    result = builder.extract_element(vector_value, ir.Constant(int32, 0))
+    for lane in range(1, vector_value.type.count):
+        result = builder.fadd(result, builder.extract_element(vector_value,
+                                                              ir.Constant(int32, lane)))
+    return result
+
+
 def _lines(step, nontemporal):
     """An intrinsic (w, g, out, next_w, next_g, write_start, write_lines, sum_lines, a, c,
     rate) -> (Σ w², Σ w·g, Σ g²) of next_w, next_g over its first ``sum_lines`` lines, which
@@ -102,7 +135,7 @@ def _lines(step, nontemporal):
             itemsize = context.get_abi_sizeof(element)
             lanes = LINE_BYTES // itemsize
             vector = ir.VectorType(element, lanes)
-            wide = ir.VectorType(ir.DoubleType(), lanes)
+            wide = ir.VectorType(ir.DoubleType(), SUM_LANES)
             narrow = w.dtype != types.float64
             index_type = start.type
 
@@ -122,7 +155,7 @@ def _lines(step, nontemporal):
                 return value
 
             a_lines, c_lines, rate_lines = splat(a_value), splat(c_value), splat(rate_value)
-            sums = [cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * lanes))
+            sums = [cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * SUM_LANES))
                     for _ in range(3)]
 
             def sum_line(k):
@@ -132,12 +165,13 @@ def _lines(step, nontemporal):
                 _prefetch(context, builder, next_g, next_g_value, ahead)
                 x = builder.load(line(next_w, next_w_value, at), align=itemsize)
                 y = builder.load(line(next_g, next_g_value, at), align=itemsize)
-                if narrow:
-                    x, y = builder.fpext(x, wide), builder.fpext(y, wide)
-                for total, (p, q) in zip(sums, ((x, x), (x, y), (y, y)), strict=True):
-                    product = builder.fmul(p, q, flags=("contract",))
-                    builder.store(builder.fadd(builder.load(total), product, flags=("contract",)),
-                                  total)
+                for x_half, y_half in zip(_widened_halves(builder, x, narrow),
+                                          _widened_halves(builder, y, narrow), strict=True):
+                    pairs = ((x_half, x_half), (x_half, y_half), (y_half, y_half))
+                    for total, (p, q) in zip(sums, pairs, strict=True):
+                        product = builder.fmul(p, q, flags=("contract",))
+                        builder.store(builder.fadd(builder.load(total), product,
+                                                   flags=("contract",)), total)
 
             def write_line(k):
                 at = builder.add(start, builder.mul(k, ir.Constant(index_type, lanes)))
@@ -165,14 +199,7 @@ def _lines(step, nontemporal):
             with cgutils.for_range_slice(builder, both, sum_count, one) as (k, _):
                 sum_line(k)
 
-            results = []
-            for total in sums:
-                value = builder.load(total)
-                result = builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
-                for lane in range(1, lanes):
-                    lane_value = builder.extract_element(value, ir.Constant(ir.IntType(32), lane))
-                    result = builder.fadd(result, lane_value)
-                results.append(result)
+            results = [_lane_sum(builder, builder.load(total)) for total in sums]
             return context.make_tuple(builder, signature.return_type, results)
 
         signature = types.UniTuple(types.float64, 3)(
@@ -342,7 +369,8 @@ def _program_lines(program, step, nontemporal, rows):
             itemsize = context.get_abi_sizeof(element)
             lanes = LINE_BYTES // itemsize
             vector = ir.VectorType(element, lanes)
-            wide = ir.VectorType(ir.DoubleType(), lanes)
+            wide = ir.VectorType(ir.DoubleType(), SUM_LANES)
+            halves = lanes // SUM_LANES
             narrow = w.dtype != types.float64
             index_type = start.type
 
@@ -360,7 +388,7 @@ def _program_lines(program, step, nontemporal, rows):
 
             def splat(scalar, vector_type):
                 value = ir.Constant(vector_type, ir.Undefined)
-                for lane in range(lanes):
+                for lane in range(vector_type.count):
                     value = builder.insert_element(value, scalar, ir.Constant(ir.IntType(32), lane))
                 return value
 
@@ -379,7 +407,7 @@ def _program_lines(program, step, nontemporal, rows):
                              for value in members(sum_scalar_values)]
             rate_lines = scalars(("rate",), context.make_tuple(
                 builder, types.UniTuple(types.float64, 1), [rate_value]), narrow)["rate"]
-            totals = [[cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * lanes))
+            totals = [[cgutils.alloca_once_value(builder, ir.Constant(wide, [0.0] * SUM_LANES))
                        for _ in range(count)] for _ in range(rows)]
 
             def run(steps, values):
@@ -394,24 +422,29 @@ def _program_lines(program, step, nontemporal, rows):
                 for r in range(rows):
                     _prefetch(context, builder, next_ws.dtype, next_w_rows[r], ahead)
                     _prefetch(context, builder, next_gs.dtype, next_g_rows[r], ahead)
-                columns = {}
-                for row, name in enumerate(program.sum_columns):
-                    column = pointer(sum_columns, sum_columns_value,
-                                     [ir.Constant(index_type, row), at], wide)
-                    columns[name] = builder.load(column, align=8)
+                columns = [{} for _ in range(halves)]
+                for half in range(halves):
+                    at_half = builder.add(at, ir.Constant(index_type, half * SUM_LANES))
+                    for row, name in enumerate(program.sum_columns):
+                        column = pointer(sum_columns, sum_columns_value,
+                                         [ir.Constant(index_type, row), at_half], wide)
+                        columns[half][name] = builder.load(column, align=8)
                 for r in range(rows):
                     x = builder.load(pointer(next_ws.dtype, next_w_rows[r], [at], vector),
                                      align=itemsize)
                     y = builder.load(pointer(next_gs.dtype, next_g_rows[r], [at], vector),
                                      align=itemsize)
-                    if narrow:
-                        x, y = builder.fpext(x, wide), builder.fpext(y, wide)
-                    values = run(program.sum_steps,
-                                 {"w": x, "g": y, **sum_constants[r], **columns})
-                    for total, (_, left, right) in zip(totals[r], program.sums, strict=True):
-                        product = builder.fmul(values[left], values[right], flags=("contract",))
-                        builder.store(builder.fadd(builder.load(total), product,
-                                                   flags=("contract",)), total)
+                    for half, (x_half, y_half) in enumerate(zip(
+                        _widened_halves(builder, x, narrow), _widened_halves(builder, y, narrow),
+                        strict=True,
+                    )):
+                        values = run(program.sum_steps, {"w": x_half, "g": y_half,
+                                                         **sum_constants[r], **columns[half]})
+                        for total, (_, left, right) in zip(totals[r], program.sums, strict=True):
+                            product = builder.fmul(values[left], values[right],
+                                                   flags=("contract",))
+                            builder.store(builder.fadd(builder.load(total), product,
+                                                       flags=("contract",)), total)
 
             def write_line(k):
                 at = builder.add(start, builder.mul(k, ir.Constant(index_type, lanes)))
@@ -444,19 +477,11 @@ def _program_lines(program, step, nontemporal, rows):
             with cgutils.for_range_slice(builder, both, sum_count, one) as (k, _):
                 sum_line(k)
 
-            results = []
-            for row_totals in totals:
-                row_results = []
-                for total in row_totals:
-                    value = builder.load(total)
-                    result = builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
-                    for lane in range(1, lanes):
-                        lane_value = builder.extract_element(value,
-                                                             ir.Constant(ir.IntType(32), lane))
-                        result = builder.fadd(result, lane_value)
-                    row_results.append(result)
-                results.append(context.make_tuple(
-                    builder, types.UniTuple(types.float64, count), row_results))
+            results = [
+                context.make_tuple(builder, types.UniTuple(types.float64, count),
+                                   [_lane_sum(builder, builder.load(total)) for total in row])
+                for row in totals
+            ]
             return context.make_tuple(builder, signature.return_type, results)
 
         signature = types.UniTuple(types.UniTuple(types.float64, count), rows)(
