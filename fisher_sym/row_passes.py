@@ -56,6 +56,12 @@ LINE_BYTES = 64
 #: inputs still in cache, plain stores were faster, the next read of the result included;
 #: from 4 MiB on streaming was faster in every case measured (docs/benchmarks.md).
 STREAMING_MIN_BYTES = 4 * 2**20
+#: Rows at least this long (bytes) are written in pairs by a program's kernel. A pair loop
+#: reads each column line once for two rows, which paid at (4096, 4096) (float64 1.14 → 1.05
+#: of the plain kernel); on short rows the two rows' heads in a row leave memory idle longer,
+#: and pairs were slower (n = 1024 float32: 1.57 against 1.31 for single rows; n = 256
+#: float64: 1.35 against 1.20; n = 1024 float64 about even) (docs/benchmarks.md).
+PAIR_MIN_ROW_BYTES = 16 * 1024
 #: How far ahead of the line it sums the loop asks for the rows it sums next (software
 #: prefetches of next_w and next_g, in lines): the hardware prefetcher alone left the core
 #: waiting on memory once a line's arithmetic grew (docs/benchmarks.md).

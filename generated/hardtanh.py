@@ -808,7 +808,7 @@ def _sums_are_finite(sums):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _statistics_head_of(i, sums, W, b, grad_W, grad_b, damping, unit_damping, lr, step, limits,
                         layer):
     """``_statistics_row_head`` of unit i from its row sums. A non-finite w_j or g_j makes
@@ -827,7 +827,7 @@ def _statistics_head_of(i, sums, W, b, grad_W, grad_b, damping, unit_damping, lr
                                 np.float64(grad_b[i]), damping_i, lr, step, limits, layer)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _statistics_store_bias(i, value_b, step, b, nat_b):
     if step:
         b[i] = value_b
@@ -835,14 +835,102 @@ def _statistics_store_bias(i, value_b, step, b, nat_b):
         nat_b[i] = value_b
 
 
+@numba.njit(cache=True, inline="always")
+def _statistics_one_row(i, head, following, has_next, W, b, grad_W, grad_b, lr, step, nat_W,
+                        nat_b, write, columns, write_columns, columns64, status):
+    """Unit i written as its head says (mode 1 in the dtype, 2 in float64 and rounded once,
+    0 not at all), in the loop that sums row ``following`` if ``has_next``: that row's sums
+    (zeros otherwise)."""
+    code, mode, Abar00, along_w, value_b = head
+    status[i] = code
+    g_b = np.float64(grad_b[i])
+    out = W[i] if step else nat_W[i]
+    next_scalars = (np.float64(grad_b[following]),)
+    if mode == 1:
+        sums = _statistics_write_and_sum(
+            W[i], grad_W[i], out, W[following], grad_W[following], columns, write_columns,
+            (Abar00, along_w, g_b, ), next_scalars, lr, write, has_next,
+        )
+        _statistics_store_bias(i, value_b, step, b, nat_b)
+        return sums
+    if mode == 2:
+        if _statistics_write_checked_row(W[i], grad_W[i], lr, step, (Abar00, along_w, g_b, ),
+                                         columns64, out):
+            _statistics_store_bias(i, value_b, step, b, nat_b)
+        else:
+            status[i] = _ROW_OVERFLOW
+    if not has_next:
+        return (0.0, 0.0, 0.0, 0.0, 0.0)
+    return _statistics_row_sums(W[following], grad_W[following], columns, write_columns,
+                                (0.0, 0.0, 0.0), next_scalars)
+
+
 @numba.njit(cache=True)
 def _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b, first,
                     last, write, limits, columns, write_columns, columns64, layer, status):
-    """Units first … last − 1 of ``_statistics_layer_kernel``, in order, with the sums of the
-    next two rows always known: two rows written in the loop that sums the two after them
-    (``_statistics_write_and_sum_pair``, each column line loaded once for both) where both are
-    written in the dtype from the same offset in a cache line; otherwise one row written in
-    the loop that sums the row after the next (``_statistics_write_and_sum``)."""
+    """Units first … last − 1 of ``_statistics_layer_kernel``, one after the other: each row
+    written in the loop that sums the next (``_statistics_write_and_sum``). A non-finite w_j
+    or g_j makes Σ variance·w² or Σ g² non-finite; a row whose sums are not all finite is
+    scanned for its inputs (``_first_non_finite``)."""
+    g_b = np.float64(grad_b[first])
+    sums = _statistics_row_sums(W[first], grad_W[first], columns, write_columns,
+                                (0.0, 0.0, g_b), (g_b,))
+    for i in range(first, last):
+        w_check = 0.0
+        g_check = 0.0
+        if not _sums_are_finite(sums):
+            bad = _first_non_finite(W[i], grad_W[i])
+            if bad == _ROW_W_NOT_FINITE:
+                w_check = math.nan
+            elif bad == _ROW_GRAD_W_NOT_FINITE:
+                g_check = math.nan
+        g_b = np.float64(grad_b[i])
+        damping_i = damping if unit_damping.size == 0 else unit_damping[i]
+        code, mode, Abar00, along_w, value_b = _statistics_row_head(
+            sums, w_check, g_check, np.float64(b[i]), g_b, damping_i, lr, step, limits, layer,
+        )
+        status[i] = code
+        w = W[i]
+        g = grad_W[i]
+        out = w if step else nat_W[i]
+        has_next = i + 1 < last
+        following = i + 1 if has_next else i
+        next_scalars = (np.float64(grad_b[following]),)
+        written = False
+        if mode == 1:
+            sums = _statistics_write_and_sum(
+                w, g, out, W[following], grad_W[following], columns, write_columns,
+                (Abar00, along_w, g_b, ), next_scalars, lr, write, has_next,
+            )
+            written = True
+        else:
+            if mode == 2:
+                written = _statistics_write_checked_row(
+                    w, g, lr, step, (Abar00, along_w, g_b, ), columns64, out
+                )
+                if not written:
+                    status[i] = _ROW_OVERFLOW
+            if has_next:
+                sums = _statistics_row_sums(W[following], grad_W[following], columns,
+                                            write_columns, (0.0, 0.0, 0.0), next_scalars)
+        if written:
+            if step:
+                b[i] = value_b
+            else:
+                nat_b[i] = value_b
+    if write == row_passes.STREAM:
+        row_passes.fence()
+
+
+@numba.njit(cache=True)
+def _statistics_run_pairs(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
+                          first, last, write, limits, columns, write_columns, columns64, layer,
+                          status):
+    """``_statistics_run`` for long rows (``row_passes.PAIR_MIN_ROW_BYTES``), with the sums
+    of the next two rows always known: two rows written in the loop that sums the two after
+    them (``_statistics_write_and_sum_pair``, each column line loaded once for both) where
+    both are written in the dtype from the same offset in a cache line; otherwise one row
+    written in the loop that sums the row after the next (``_statistics_one_row``)."""
     g_b = np.float64(grad_b[first])
     sums = _statistics_row_sums(W[first], grad_W[first], columns, write_columns,
                                 (0.0, 0.0, g_b), (g_b,))
@@ -854,63 +942,43 @@ def _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W
                                step, limits, layer)
     i = first
     while i < last:
-        code, mode, Abar00, along_w, value_b = head
-        status[i] = code
-        g_b = np.float64(grad_b[i])
+        if i + 1 == last:
+            _statistics_one_row(i, head, i, False, W, b, grad_W, grad_b, lr, step, nat_W,
+                                nat_b, write, columns, write_columns, columns64, status)
+            break
+        head_next = _statistics_head_of(i + 1, next_sums, W, b, grad_W, grad_b, damping,
+                                        unit_damping, lr, step, limits, layer)
         out = W[i] if step else nat_W[i]
-        paired = False
-        if i + 1 < last:
-            head = _statistics_head_of(i + 1, next_sums, W, b, grad_W, grad_b, damping,
-                                       unit_damping, lr, step, limits, layer)
-            out_next = W[i + 1] if step else nat_W[i + 1]
-            paired = (mode == 1 and head[1] == 1 and row_passes.write_head(out, write)
-                      == row_passes.write_head(out_next, write))
-        if paired:
-            code_next, _, Abar00_next, along_w_next, value_b_next = head
-            g_b_next = np.float64(grad_b[i + 1])
-            has_next = i + 2 < last
-            after = i + 2 if has_next else i
-            after_next = i + 3 if i + 3 < last else after
-            status[i + 1] = code_next
-            sums, next_sums = _statistics_write_and_sum_pair(
-                W[i], grad_W[i], out, W[i + 1], grad_W[i + 1], out_next, W[after],
-                grad_W[after], W[after_next], grad_W[after_next], columns, write_columns,
-                (Abar00, along_w, g_b, ), (Abar00_next, along_w_next, g_b_next, ),
-                (np.float64(grad_b[after]),), (np.float64(grad_b[after_next]),), lr, write,
-                has_next,
-            )
-            _statistics_store_bias(i, value_b, step, b, nat_b)
-            _statistics_store_bias(i + 1, value_b_next, step, b, nat_b)
-            i += 2
-            if has_next:
-                head = _statistics_head_of(i, sums, W, b, grad_W, grad_b, damping,
-                                           unit_damping, lr, step, limits, layer)
-            continue
+        out_next = W[i + 1] if step else nat_W[i + 1]
         has_next = i + 2 < last
         after = i + 2 if has_next else i
-        next_scalars = (np.float64(grad_b[after]),)
-        written = False
-        after_sums = next_sums
-        if mode == 1:
-            after_sums = _statistics_write_and_sum(
-                W[i], grad_W[i], out, W[after], grad_W[after], columns, write_columns,
-                (Abar00, along_w, g_b, ), next_scalars, lr, write, has_next,
-            )
-            written = True
-        else:
-            if mode == 2:
-                written = _statistics_write_checked_row(
-                    W[i], grad_W[i], lr, step, (Abar00, along_w, g_b, ), columns64, out
-                )
-                if not written:
-                    status[i] = _ROW_OVERFLOW
-            if has_next:
-                after_sums = _statistics_row_sums(W[after], grad_W[after], columns,
-                                                  write_columns, (0.0, 0.0, 0.0), next_scalars)
-        if written:
-            _statistics_store_bias(i, value_b, step, b, nat_b)
-        i += 1
-        sums, next_sums = next_sums, after_sums
+        if not (head[1] == 1 and head_next[1] == 1 and row_passes.write_head(out, write)
+                == row_passes.write_head(out_next, write)):
+            after_sums = _statistics_one_row(i, head, after, has_next, W, b, grad_W, grad_b,
+                                             lr, step, nat_W, nat_b, write, columns,
+                                             write_columns, columns64, status)
+            i += 1
+            sums, next_sums, head = next_sums, after_sums, head_next
+            continue
+        _, _, Abar00, along_w, value_b = head
+        _, _, Abar00_next, along_w_next, value_b_next = head_next
+        g_b = np.float64(grad_b[i])
+        g_b_next = np.float64(grad_b[i + 1])
+        after_next = i + 3 if i + 3 < last else after
+        status[i] = head[0]
+        status[i + 1] = head_next[0]
+        sums, next_sums = _statistics_write_and_sum_pair(
+            W[i], grad_W[i], out, W[i + 1], grad_W[i + 1], out_next, W[after], grad_W[after],
+            W[after_next], grad_W[after_next], columns, write_columns, (Abar00, along_w, g_b, ),
+            (Abar00_next, along_w_next, g_b_next, ), (np.float64(grad_b[after]),),
+            (np.float64(grad_b[after_next]),), lr, write, has_next,
+        )
+        _statistics_store_bias(i, value_b, step, b, nat_b)
+        _statistics_store_bias(i + 1, value_b_next, step, b, nat_b)
+        i += 2
+        if has_next:
+            head = _statistics_head_of(i, sums, W, b, grad_W, grad_b, damping, unit_damping,
+                                       lr, step, limits, layer)
     if write == row_passes.STREAM:
         row_passes.fence()
 
@@ -920,8 +988,9 @@ def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, unit_damping, lr, st
                              nat_b, streaming_min_bytes, runs, columns, write_columns, columns64,
                              layer):
     """``_layer_kernel`` for inputs with a mean and a variance: the same runs of consecutive
-    units in parallel (``_statistics_run``), with the program's sums and entry and the columns
-    of ``_statistics_columns``. Returns (argument_error, status) as ``_layer_kernel``."""
+    units in parallel (``_statistics_run``, or ``_statistics_run_pairs`` for long rows), with
+    the program's sums and entry and the columns of ``_statistics_columns``. Returns
+    (argument_error, status) as ``_layer_kernel``."""
     argument_error = runtime.layer_argument_error(
         W, b, grad_W, grad_b, nat_W, nat_b, step, lr, damping, unit_damping
     )
@@ -932,10 +1001,17 @@ def _statistics_layer_kernel(W, b, grad_W, grad_b, damping, unit_damping, lr, st
     m = W.shape[0]
     status = np.empty(m, dtype=np.uint8)
     runs = min(m, runs)
+    pairs = W.shape[1] * W.itemsize >= row_passes.PAIR_MIN_ROW_BYTES
     for run in numba.prange(runs):
-        _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W, nat_b,
-                        run * m // runs, (run + 1) * m // runs, write, limits, columns,
-                        write_columns, columns64, layer, status)
+        first, last = run * m // runs, (run + 1) * m // runs
+        if pairs:
+            _statistics_run_pairs(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W,
+                                  nat_b, first, last, write, limits, columns, write_columns,
+                                  columns64, layer, status)
+        else:
+            _statistics_run(W, b, grad_W, grad_b, damping, unit_damping, lr, step, nat_W,
+                            nat_b, first, last, write, limits, columns, write_columns,
+                            columns64, layer, status)
     for i in range(m):
         if status[i] != _ROW_OK:
             return 0, status

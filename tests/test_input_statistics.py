@@ -331,12 +331,15 @@ def test_pair_pass_writes_and_sums_each_row_as_the_single_row_pass(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("step", [False, True])
-def test_layer_writes_rows_in_pairs_and_alone_as_row_by_row(dtype, streaming, step):
+@pytest.mark.parametrize("extra", [0, 1])
+def test_layer_writes_rows_in_pairs_and_alone_as_row_by_row(dtype, streaming, step, extra):
     """The layer kernel, which writes two rows per loop where it can and one where it cannot
     (a row near overflow, computed in float64; the odd last row; outputs at different offsets
     in a cache line, for non-temporal stores), gives each row bit for bit what the one-row
-    pass gives it after its own sums and coefficients."""
-    m, n = 9, 45  # 45 elements a row: consecutive rows start at different offsets
+    pass gives it after its own sums and coefficients. Rows are just long enough for pairs;
+    with one element more, consecutive rows start at different offsets."""
+    m = 9
+    n = row_passes.PAIR_MIN_ROW_BYTES // np.dtype(dtype).itemsize + extra
     W, b, grad_W, grad_b = layer(m, n, dtype, seed=12)
     mean, variance = statistics(n, seed=12)
     # unit 4: its entries could come near overflow, so its row is computed in float64
