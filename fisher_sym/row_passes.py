@@ -262,6 +262,19 @@ def write_element(w, g, out, j, a, c, rate, write):
 
 
 @numba.njit(cache=True)
+def write_head(out, write):
+    """How many elements of ``out`` a row pass writes one by one before its first whole line:
+    for STREAM those before the first 64-byte boundary (all of them if ``out`` is not aligned
+    to its itemsize), else none."""
+    if write != STREAM:
+        return 0
+    address = out.ctypes.data
+    if address % out.itemsize != 0:
+        return out.size
+    return min(out.size, (-address) % LINE_BYTES // out.itemsize)
+
+
+@numba.njit(cache=True)
 def write_and_sum(w, g, out, next_w, next_g, a, c, rate, write, sum_next):
     """Write one row as ``write`` says (NO_WRITE, WRITE, STREAM or STEP, with coefficients a, c
     and learning rate ``rate``, rounded to the dtype) and, if ``sum_next``, return the sums
@@ -272,10 +285,7 @@ def write_and_sum(w, g, out, next_w, next_g, a, c, rate, write, sum_next):
     """
     n = w.size
     lanes = LINE_BYTES // w.itemsize
-    head = 0  # elements written one by one before the first line
-    if write == STREAM:
-        address = out.ctypes.data
-        head = min(n, (-address) % LINE_BYTES // w.itemsize) if address % w.itemsize == 0 else n
+    head = write_head(out, write)
     write_lines = (n - head) // lanes if write != NO_WRITE else 0
     sum_lines = next_w.size // lanes if sum_next else 0
     if write == STREAM:
@@ -513,19 +523,6 @@ def _rounded(typingctx, values, like):
         return context.make_tuple(builder, signature.return_type, rounded)
 
     return types.UniTuple(dtype, values.count)(values, like), codegen
-
-
-@numba.njit(cache=True)
-def write_head(out, write):
-    """How many elements of ``out`` a row pass writes one by one before its first whole line:
-    for STREAM those before the first 64-byte boundary (all of them if ``out`` is not aligned
-    to its itemsize), else none."""
-    if write != STREAM:
-        return 0
-    address = out.ctypes.data
-    if address % out.itemsize != 0:
-        return out.size
-    return min(out.size, (-address) % LINE_BYTES // out.itemsize)
 
 
 def program_pass(program, sum_terms, entry):
