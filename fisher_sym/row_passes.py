@@ -26,7 +26,8 @@ not have it), so the loop is emitted in LLVM IR, one 64-byte line of each array 
 Each line summed also asks for the line PREFETCH_LINES ahead of the rows summed (a software
 prefetch): with the hardware prefetcher alone, the core ran out of room for reads in flight
 once a line's arithmetic grew (docs/benchmarks.md: the step came from 1.27–1.32 to
-1.06–1.10 times an SGD step at n ≥ 1024).
+1.06–1.10 times an SGD step at n ≥ 1024); a loop that sums two rows asks half as far ahead
+in each.
 
 ``program_pass`` builds the same loop for a ``RowProgram``: sums and an entry given as
 three-address steps over the row's entries, per-column vectors and per-row scalars (printed
@@ -64,7 +65,10 @@ STREAMING_MIN_BYTES = 4 * 2**20
 PAIR_MIN_ROW_BYTES = 16 * 1024
 #: How far ahead of the line it sums the loop asks for the rows it sums next (software
 #: prefetches of next_w and next_g, in lines): the hardware prefetcher alone left the core
-#: waiting on memory once a line's arithmetic grew (docs/benchmarks.md).
+#: waiting on memory once a line's arithmetic grew (docs/benchmarks.md). A loop that sums
+#: several rows asks PREFETCH_LINES // rows ahead in each, the same bytes in flight in all:
+#: pairs 24 lines ahead were slower than 12 (float32 (4096, 4096) with statistics 1.12–1.25
+#: against 1.09–1.16 of the plain kernel, docs/benchmarks.md).
 PREFETCH_LINES = 24
 
 #: How ``write_and_sum`` writes its row: not at all, out = a·g + c·w with plain or
@@ -434,7 +438,7 @@ def _program_lines(program, step, nontemporal, rows):
 
             def sum_line(k):
                 at = builder.mul(k, ir.Constant(index_type, lanes))
-                ahead = builder.add(at, ir.Constant(index_type, PREFETCH_LINES * lanes))
+                ahead = builder.add(at, ir.Constant(index_type, PREFETCH_LINES // rows * lanes))
                 for r in range(rows):
                     _prefetch(context, builder, next_ws.dtype, next_w_rows[r], ahead)
                     _prefetch(context, builder, next_gs.dtype, next_g_rows[r], ahead)
