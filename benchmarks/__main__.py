@@ -82,6 +82,13 @@ def timed(contenders, min_time, max_repeats):
     (or ``--statistic``) over round-robin repeats (at least MIN_REPEATS, then until
     ``min_time`` has passed), after one warm-up call of each; the caches are flushed before
     every timed call (``flush_caches``)."""
+    rounds = timed_rounds(contenders, min_time, max_repeats)
+    return {name: SUMMARY(values) for name, values in rounds.items()}
+
+
+def timed_rounds(contenders, min_time, max_repeats):
+    """The seconds of every round of ``timed``, per contender: lists of equal length, entry k
+    of each from the same round-robin round."""
     for function in contenders.values():
         function()  # warm-up (compilation, page faults of fresh buffers)
     times = {name: [] for name in contenders}
@@ -96,7 +103,17 @@ def timed(contenders, min_time, max_repeats):
             function()
             times[name].append(time.perf_counter() - begin)
         repeats += 1
-    return {name: SUMMARY(values) for name, values in times.items()}
+    return times
+
+
+def paired_ratios(numerator, denominator):
+    """Quartiles (q1, median, q3) of numerator[k] / denominator[k] over rounds k: two
+    contenders compared round by round, each against the other's call of the same round, so
+    that the machine's slower and faster spells cancel."""
+    q1, median, q3 = statistics.quantiles(
+        [a / b for a, b in zip(numerator, denominator, strict=True)], n=4
+    )
+    return q1, median, q3
 
 
 def layer(m, n, dtype, seed=0):
@@ -208,7 +225,7 @@ def statistics_row(m, n, dtype, min_time, max_repeats):
     mean = np.abs(rng.standard_normal(n))
     variance = 10.0 ** rng.uniform(-1.0, 1.0, n)
     out = (np.empty_like(W), np.empty_like(b))
-    t = timed(
+    rounds = timed_rounds(
         {
             "without": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING, out=out),
             "with": lambda: relu.natural_gradient(W, b, grad_W, grad_b, DAMPING, out=out,
@@ -217,20 +234,25 @@ def statistics_row(m, n, dtype, min_time, max_repeats):
         min_time,
         max_repeats,
     )
-    return {"m": m, "n": n, "dtype": np.dtype(dtype).name, **t}
+    return {"m": m, "n": n, "dtype": np.dtype(dtype).name,
+            **{name: SUMMARY(values) for name, values in rounds.items()},
+            "paired": paired_ratios(rounds["with"], rounds["without"])}
 
 
 def print_statistics_rows(min_time, max_repeats):
     m, n = STATISTICS_SHAPE
     print(f"natural_gradient(out=) with input_mean and input_variance (per-input, mean ≥ 0, "
           f"variances 0.1–10) against without, relu, damping {DAMPING}, same rounds; "
-          f"{SUMMARY.__name__} ms per call. Target: with/without ≤ 1.10.\n")
-    print("| m × n | dtype | without ms | with ms | with / without |")
-    print("|---|---|---|---|---|")
+          f"{SUMMARY.__name__} ms per call; per round: the ratio of the two calls of each "
+          f"round, median [quartiles]. Target: with/without ≤ 1.10.\n")
+    print("| m × n | dtype | without ms | with ms | with / without | per round |")
+    print("|---|---|---|---|---|---|")
     for dtype in DTYPES:
         row = statistics_row(m, n, dtype, min_time, max_repeats)
+        q1, median, q3 = row["paired"]
         print(f"| {m} × {n} | {row['dtype']} | {row['without'] * 1e3:.3f} | "
-              f"{row['with'] * 1e3:.3f} | {row['with'] / row['without']:.2f} |")
+              f"{row['with'] * 1e3:.3f} | {row['with'] / row['without']:.2f} | "
+              f"{median:.2f} [{q1:.2f}, {q3:.2f}] |")
     print()
 
 
