@@ -67,8 +67,8 @@ PAIR_MIN_ROW_BYTES = 16 * 1024
 #: prefetches of next_w and next_g, in lines): the hardware prefetcher alone left the core
 #: waiting on memory once a line's arithmetic grew (docs/benchmarks.md). A loop that sums
 #: several rows asks PREFETCH_LINES // rows ahead in each, the same bytes in flight in all:
-#: pairs 24 lines ahead were slower than 12 (float32 (4096, 4096) with statistics 1.12–1.25
-#: against 1.09–1.16 of the plain kernel, docs/benchmarks.md).
+#: pairs 24 lines ahead were slower than 12 (float32 (4096, 4096) with statistics 1.12–1.27
+#: against 1.09–1.19 of the plain kernel, docs/benchmarks.md).
 PREFETCH_LINES = 24
 
 #: How ``write_and_sum`` writes its row: not at all, out = a·g + c·w with plain or
