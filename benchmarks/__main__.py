@@ -359,7 +359,8 @@ STRESS_COPIES = 16
 
 
 def stress_grid():
-    """(r, b) over the stress grid: r ∈ {0} ∪ 10^STRESS_EXPONENTS, b ∈ {0} ∪ ±10^STRESS_EXPONENTS."""
+    """(r, b) over the stress grid: r ∈ {0} ∪ 10^STRESS_EXPONENTS,
+    b ∈ {0} ∪ ±10^STRESS_EXPONENTS."""
     magnitudes = [0.0] + [10.0**e for e in STRESS_EXPONENTS]
     biases = [0.0] + [sign * 10.0**e for e in STRESS_EXPONENTS for sign in (1.0, -1.0)]
     return [(r, b) for r in magnitudes for b in biases]
